@@ -1,0 +1,124 @@
+"""The exchange format on disk, and atomic writes.
+
+Parameters are ``dict[str, np.ndarray]``, float32, canonical names and layout
+(common/models.py), saved as ``.npz`` (NumPy) or ``.safetensors``. A file written by one
+backend loads into any other.
+
+Optimizer state uses the same form, with names that say what each array is:
+``momentum.<param>`` (SGD's momentum buffer, PyTorch's convention ``b = mu*b + g``),
+``exp_avg.<param>`` and ``exp_avg_sq.<param>`` (Adam's moments, before bias correction)
+and ``step`` (Adam's update count, int64). A buffer that does not exist yet is zeros.
+
+Every write goes to a temporary file in the target folder, is flushed to disk, then
+renamed over the target: a crash mid-write leaves the previous file intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .errors import UserError
+from .models import ModelSpec
+
+FORMATS = (".npz", ".safetensors")
+
+
+@contextlib.contextmanager
+def atomic_path(path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success, rename it over ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json_atomic(path, obj) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def save_arrays(path, arrays: dict[str, np.ndarray]) -> None:
+    """Save ``arrays`` atomically as .npz or .safetensors (by the file name's suffix)."""
+    path = Path(path)
+    suffix = _suffix(path)
+    arrays = {name: np.ascontiguousarray(value) for name, value in arrays.items()}
+    with atomic_path(path) as tmp:
+        if suffix == ".npz":
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+        else:
+            from safetensors.numpy import save_file
+
+            save_file(arrays, str(tmp))
+
+
+def load_arrays(path) -> dict[str, np.ndarray]:
+    """Load a .npz or .safetensors file into ``{name: array}``."""
+    path = Path(path)
+    suffix = _suffix(path)
+    if not path.is_file():
+        raise UserError(f"no parameter file at {path}")
+    try:
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as f:
+                return {name: f[name] for name in f.files}
+        from safetensors.numpy import load_file
+
+        return load_file(str(path))
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read {path}: {err}") from None
+
+
+def save_params(path, params: dict[str, np.ndarray]) -> None:
+    save_arrays(path, {name: np.asarray(value, dtype=np.float32) for name, value in params.items()})
+
+
+def load_params(path) -> dict[str, np.ndarray]:
+    return load_arrays(path)
+
+
+def check_params(params: dict[str, np.ndarray], spec: ModelSpec) -> dict[str, np.ndarray]:
+    """``params`` as float32 arrays if every name and shape matches ``spec``; else UserError."""
+    expected = spec.param_shapes()
+    missing = [name for name in expected if name not in params]
+    extra = [name for name in params if name not in expected]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing)}")
+        if extra:
+            parts.append(f"unexpected {', '.join(extra)}")
+        raise UserError(f"parameters do not fit model {spec.name!r} {spec.input_shape}: {'; '.join(parts)}")
+    out = {}
+    for name, shape in expected.items():
+        value = np.asarray(params[name])
+        if value.shape != shape:
+            raise UserError(
+                f"parameter {name} has shape {value.shape}, model {spec.name!r} needs {shape}"
+            )
+        out[name] = value.astype(np.float32, copy=False)
+    return out
+
+
+def _suffix(path: Path) -> str:
+    if path.suffix not in FORMATS:
+        raise UserError(f"{path}: parameter files must end in .npz or .safetensors")
+    return path.suffix

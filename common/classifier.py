@@ -1,0 +1,258 @@
+"""The contract every backend implements: ``Classifier``, named after d2l's.
+
+A backend subclass builds its network from ``self.spec`` (common/models.py), loads the
+shared initial parameters, and implements the abstract methods below in its framework's
+own idiom. Everything framework-neutral — hyperparameter checks, the parameter exchange
+format, save/load, and the default epoch loops the Trainer drives — lives here, once.
+
+Metrics returned by ``training_step`` / ``validation_step`` are the framework's own 0-d
+values (tensors or arrays), not Python floats: reading them forces a device sync, so the
+epoch loops below only add them up on the device and the Trainer reads the totals once.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, ClassVar, Iterable, Iterator
+
+import numpy as np
+
+from . import checkpoint
+from .errors import UserError
+from .init import init_params
+from .models import ModelSpec, build_spec
+
+OPTIMIZERS = ("sgd", "adam")
+DEVICES = ("auto", "cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """Everything that defines a run apart from the data; written to config.json."""
+
+    model: str
+    num_classes: int = 10
+    input_shape: tuple[int, int, int] = (1, 28, 28)
+    lr: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    optimizer: str = "sgd"
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
+        if self.device not in DEVICES:
+            raise UserError(f"unknown device {self.device!r}; choose one of: {', '.join(DEVICES)}")
+        if not (np.isfinite(self.lr) and self.lr > 0):
+            raise UserError(f"the learning rate must be a positive number; got {self.lr!r}")
+        if not (0.0 <= self.momentum < 1.0):
+            raise UserError(f"momentum must be in [0, 1); got {self.momentum!r}")
+        if not (np.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise UserError(f"weight decay must be zero or positive; got {self.weight_decay!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class EpochTotals:
+    """Sums over one pass, kept as the framework's own values until :meth:`read`.
+
+    ``loss_sum`` is the sum of per-batch mean losses weighted by batch size and
+    ``correct`` the number of right answers, so ``loss_sum / count`` and
+    ``correct / count`` are exact epoch averages, the last partial batch included.
+    """
+
+    loss_sum: Any = 0.0
+    correct: Any = 0
+    count: int = 0
+    batch_losses: list = field(default_factory=list)
+
+    def add(self, metrics: dict[str, Any], size: int) -> None:
+        self.loss_sum = self.loss_sum + metrics["loss"] * size
+        self.correct = self.correct + metrics["correct"]
+        self.count += size
+        self.batch_losses.append(metrics["loss"])
+
+    def read(self) -> tuple[float, float]:
+        """(mean loss, accuracy) as Python floats: the one device sync of an epoch."""
+        if self.count == 0:
+            return float("nan"), float("nan")
+        return float(self.loss_sum) / self.count, float(self.correct) / self.count
+
+    def first_nonfinite_batch(self) -> int | None:
+        """Index of the first batch whose loss is NaN or infinite, or None."""
+        for i, loss in enumerate(self.batch_losses):
+            if not np.isfinite(float(loss)):
+                return i
+        return None
+
+
+StepCallback = Callable[[int, EpochTotals], None]
+
+
+class Classifier(abc.ABC):
+    """An image classifier with one framework behind it.
+
+    Subclasses set ``backend`` and implement the abstract methods; ``__init__`` must end
+    with the network holding ``init_params(...)`` for the given seed and the optimizer
+    from ``configure_optimizers()`` ready.
+    """
+
+    backend: ClassVar[str]
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        num_classes: int = 10,
+        input_shape: tuple[int, int, int] = (1, 28, 28),
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        optimizer: str = "sgd",
+        seed: int = 0,
+        device: str = "auto",
+    ) -> None:
+        self.spec: ModelSpec = build_spec(model, input_shape=input_shape, num_classes=num_classes)
+        self.hparams = Hyperparameters(
+            model=model,
+            num_classes=self.spec.num_classes,
+            input_shape=self.spec.input_shape,
+            lr=float(lr),
+            momentum=float(momentum),
+            weight_decay=float(weight_decay),
+            optimizer=optimizer,
+            seed=int(seed),
+            device=device,
+        )
+
+    # ------------------------------------------------------------------ the contract
+
+    @abc.abstractmethod
+    def forward(self, X):
+        """Logits for a batch of images (N, C, H, W); NumPy or native in, native out."""
+
+    def __call__(self, X):
+        return self.forward(X)
+
+    @abc.abstractmethod
+    def loss(self, Y_hat, Y):
+        """Mean cross-entropy of integer labels ``Y`` under logits ``Y_hat``."""
+
+    @abc.abstractmethod
+    def accuracy(self, Y_hat, Y, averaged: bool = True):
+        """Fraction of rows whose argmax is the label (ties: lowest index), or per-row 0/1."""
+
+    @abc.abstractmethod
+    def configure_optimizers(self):
+        """The framework's own optimizer object for ``self.hparams``."""
+
+    @abc.abstractmethod
+    def training_step(self, batch) -> dict[str, Any]:
+        """One optimizer update on ``(X, y)``; returns ``{"loss", "accuracy", "correct"}``."""
+
+    @abc.abstractmethod
+    def validation_step(self, batch) -> dict[str, Any]:
+        """Loss and accuracy on ``(X, y)`` without an update; same keys as training_step."""
+
+    @abc.abstractmethod
+    def get_params(self) -> dict[str, np.ndarray]:
+        """The parameters in the exchange format: canonical names, layout, float32 NumPy."""
+
+    @abc.abstractmethod
+    def set_params(self, params: dict[str, np.ndarray]) -> None:
+        """Load parameters given in the exchange format (checked against the spec)."""
+
+    @abc.abstractmethod
+    def get_optimizer_state(self) -> dict[str, np.ndarray]:
+        """The optimizer's state in a framework-neutral form (see common/checkpoint.py)."""
+
+    @abc.abstractmethod
+    def set_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore a state produced by :meth:`get_optimizer_state` of any backend."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def to_numpy(x) -> np.ndarray:
+        """A native array or tensor (on any device, tracked by autodiff or not) as NumPy."""
+
+    @property
+    @abc.abstractmethod
+    def device(self) -> str:
+        """Where the computation runs, in the framework's words (``cpu``, ``cuda:0`` ...)."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def framework_versions() -> dict[str, str]:
+        """The versions of the libraries this backend runs on, for config.json and reports."""
+
+    # ------------------------------------------------------------------ shared behaviour
+
+    @property
+    def model(self) -> str:
+        return self.spec.name
+
+    @property
+    def num_classes(self) -> int:
+        return self.spec.num_classes
+
+    def initial_params(self) -> dict[str, np.ndarray]:
+        """The shared starting point for this model and seed (the same in every backend)."""
+        return init_params(
+            self.spec.name, seed=self.hparams.seed, num_classes=self.num_classes, input_shape=self.spec.input_shape
+        )
+
+    def save(self, path) -> None:
+        """Write the parameters (exchange format) to ``path``: ``.npz`` or ``.safetensors``."""
+        checkpoint.save_params(path, self.get_params())
+
+    def load(self, path) -> None:
+        """Read parameters saved by any backend from ``path``."""
+        self.set_params(checkpoint.load_params(path))
+
+    def check_params(self, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``params`` as float32 arrays if names and shapes match this model's spec."""
+        return checkpoint.check_params(params, self.spec)
+
+    # ------------------------------------------------------------------ epoch loops
+    # The Trainer calls these. The defaults run one step per batch and keep the sums on
+    # the device; a backend overrides them where its framework can do better (JAX runs
+    # a whole epoch as one compiled program).
+
+    def device_batches(self, plan) -> Iterable[tuple[Any, Any]]:
+        """The batches of an EpochPlan in the backend's own arrays (default: NumPy)."""
+        return iter(plan)
+
+    def train_epoch(self, plan, on_step: StepCallback | None = None) -> EpochTotals:
+        """One pass of optimizer updates over ``plan``'s batches, in ``plan``'s order."""
+        return self._run(plan, self._train_step, on_step)
+
+    def evaluate(self, plan, on_step: StepCallback | None = None) -> EpochTotals:
+        """Loss and accuracy over ``plan`` without updates."""
+        return self._run(plan, self._eval_step, on_step)
+
+    def _run(self, plan, step, on_step: StepCallback | None) -> EpochTotals:
+        totals = EpochTotals()
+        for i, (X, y, size) in enumerate(_with_sizes(self.device_batches(plan), plan)):
+            totals.add(step(X, y), size)
+            if on_step is not None:
+                on_step(i, totals)
+        return totals
+
+    @abc.abstractmethod
+    def _train_step(self, X, y) -> dict[str, Any]:
+        """training_step without input checks, on native arrays already on the device."""
+
+    @abc.abstractmethod
+    def _eval_step(self, X, y) -> dict[str, Any]:
+        """validation_step without input checks, on native arrays already on the device."""
+
+
+def _with_sizes(batches: Iterable, plan) -> Iterator[tuple[Any, Any, int]]:
+    """Attach each batch's size from the plan (known on the host, so no device sync)."""
+    for (X, y), size in zip(batches, plan.batch_sizes()):
+        yield X, y, size
