@@ -1,0 +1,164 @@
+"""The PyTorch Classifier: an ``nn.Module`` from the shared spec and a ``torch.optim`` optimizer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ...common.checks import check_finite, check_image_shape, check_labels
+from ...common.classifier import Classifier
+from .device import resolve_device
+from .models import build_network
+
+
+class TorchClassifier(Classifier):
+    backend = "torch"
+
+    def __init__(self, model: str, **hparams: Any) -> None:
+        super().__init__(model, **hparams)
+        self._device = resolve_device(self.hparams.device)
+        self.net = build_network(self.spec).to(self._device)
+        self.set_params(self.initial_params())
+        self.optimizer = self.configure_optimizers()
+        self._on_device: dict[int, tuple[np.ndarray, torch.Tensor]] = {}
+
+    # ------------------------------------------------------------------ the contract
+
+    def forward(self, X) -> torch.Tensor:
+        return self.net(self._images(X))
+
+    def loss(self, Y_hat, Y) -> torch.Tensor:
+        Y_hat, Y = self._logits(Y_hat), self._labels(Y)
+        return F.cross_entropy(Y_hat, Y)
+
+    def accuracy(self, Y_hat, Y, averaged: bool = True) -> torch.Tensor:
+        Y_hat, Y = self._logits(Y_hat), self._labels(Y)
+        correct = (Y_hat.argmax(dim=1) == Y).to(torch.float32)  # argmax: first maximum on ties
+        return correct.mean() if averaged else correct
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        h = self.hparams
+        if h.optimizer == "adam":
+            return torch.optim.Adam(self.net.parameters(), lr=h.lr, weight_decay=h.weight_decay)
+        return torch.optim.SGD(self.net.parameters(), lr=h.lr, momentum=h.momentum, weight_decay=h.weight_decay)
+
+    def training_step(self, batch) -> dict[str, torch.Tensor]:
+        X, y = batch
+        return self._train_step(self._images(X), self._labels(y))
+
+    def validation_step(self, batch) -> dict[str, torch.Tensor]:
+        X, y = batch
+        return self._eval_step(self._images(X), self._labels(y))
+
+    def get_params(self) -> dict[str, np.ndarray]:
+        return {name: p.detach().cpu().numpy().copy() for name, p in self.net.named_parameters()}
+
+    def set_params(self, params: dict[str, np.ndarray]) -> None:
+        params = self.check_params(params)
+        with torch.no_grad():
+            for name, p in self.net.named_parameters():
+                p.copy_(torch.from_numpy(params[name]))
+
+    def get_optimizer_state(self) -> dict[str, np.ndarray]:
+        state: dict[str, np.ndarray] = {}
+        for name, p in self.net.named_parameters():
+            slots = self.optimizer.state.get(p, {})
+            for slot, key in self._state_slots():
+                buf = slots.get(key)
+                state[f"{slot}.{name}"] = np.zeros(p.shape, np.float32) if buf is None else buf.cpu().numpy().copy()
+            if self.hparams.optimizer == "adam":
+                state["step"] = np.asarray(int(slots.get("step", 0)), dtype=np.int64)
+        return state
+
+    def set_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
+        for name, p in self.net.named_parameters():
+            slots = self.optimizer.state[p]
+            for slot, key in self._state_slots():
+                slots[key] = torch.as_tensor(np.asarray(state[f"{slot}.{name}"], np.float32), device=p.device).clone()
+            if self.hparams.optimizer == "adam":
+                slots["step"] = torch.tensor(float(state["step"]), dtype=torch.float32)
+
+    @staticmethod
+    def to_numpy(x) -> np.ndarray:
+        return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+    @property
+    def device(self) -> str:
+        return str(self._device)
+
+    @staticmethod
+    def framework_versions() -> dict[str, str]:
+        return {"torch": torch.__version__}
+
+    # ------------------------------------------------------------------ epoch loops
+
+    def device_batches(self, plan):
+        """Batches indexed on the device: the split is copied there once, not per batch."""
+        X, y = self._resident(plan.X), self._resident(plan.y)
+        order = torch.from_numpy(plan.order).to(self._device)
+        for s in plan.batch_slices():
+            idx = order[s]
+            yield X[idx], y[idx]
+
+    def _train_step(self, X: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.net.train()
+        logits = self.net(X)
+        loss = F.cross_entropy(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return _metrics(logits.detach(), y, loss.detach())
+
+    @torch.no_grad()
+    def _eval_step(self, X: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.net.eval()
+        logits = self.net(X)
+        return _metrics(logits, y, F.cross_entropy(logits, y))
+
+    # ------------------------------------------------------------------ conversions
+
+    def _state_slots(self) -> list[tuple[str, str]]:
+        """(exchange-format slot, torch.optim state key) pairs for this optimizer."""
+        if self.hparams.optimizer == "adam":
+            return [("exp_avg", "exp_avg"), ("exp_avg_sq", "exp_avg_sq")]
+        return [("momentum", "momentum_buffer")] if self.hparams.momentum else []
+
+    def _resident(self, array: np.ndarray) -> torch.Tensor:
+        """``array`` on the device, copied once per array (CPU: shares NumPy's memory)."""
+        key = id(array)
+        if key not in self._on_device or self._on_device[key][0] is not array:
+            self._on_device[key] = (array, torch.from_numpy(array).to(self._device))
+        return self._on_device[key][1]
+
+    def _images(self, X) -> torch.Tensor:
+        if isinstance(X, torch.Tensor):
+            if not bool(torch.isfinite(X).all()):
+                check_finite(X.detach().cpu().numpy(), what="images")  # raises, naming the value
+        else:
+            X = torch.from_numpy(np.ascontiguousarray(check_finite(X, what="images"), dtype=np.float32))
+        check_image_shape(tuple(X.shape), self.spec.input_shape, self.model)
+        return X.to(self._device, torch.float32)
+
+    def _logits(self, Y_hat) -> torch.Tensor:
+        if isinstance(Y_hat, torch.Tensor):
+            if not bool(torch.isfinite(Y_hat).all()):
+                check_finite(Y_hat.detach().cpu().numpy(), what="logits")
+        else:
+            Y_hat = torch.from_numpy(np.asarray(check_finite(Y_hat, what="logits"), dtype=np.float32))
+        if Y_hat.ndim != 2 or Y_hat.shape[1] != self.num_classes:
+            raise ValueError(f"logits must have shape (N, {self.num_classes}); got {tuple(Y_hat.shape)}")
+        return Y_hat.to(self._device)
+
+    def _labels(self, Y) -> torch.Tensor:
+        Y = check_labels(Y.detach().cpu().numpy() if isinstance(Y, torch.Tensor) else Y, self.num_classes)
+        if Y.ndim != 1:
+            raise ValueError(f"labels must be a vector of class indices; got shape {Y.shape}")
+        return torch.from_numpy(Y).to(self._device)
+
+
+def _metrics(logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> dict[str, torch.Tensor]:
+    correct = (logits.argmax(dim=1) == y).sum()
+    return {"loss": loss, "accuracy": correct / y.shape[0], "correct": correct}
