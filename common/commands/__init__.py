@@ -1,0 +1,5 @@
+"""The subcommands of ``crossframe``; each module has ``add_parser(subparsers)`` and ``run(args)``."""
+
+from . import datasets, train
+
+COMMANDS = (train, datasets)
