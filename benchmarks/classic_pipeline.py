@@ -1,0 +1,67 @@
+"""The classic tutorial pipeline, as a baseline: a DataLoader over a Dataset that builds a PIL
+image per sample, converts it to a tensor and normalises it, exactly as torchvision's
+``datasets.MNIST`` with ``transforms.ToTensor()`` and ``transforms.Normalize`` does.
+
+torchvision is used where it imports; elsewhere (its extension does not load beside a
+CPU-only torch build) the two transforms are emulated with the same operations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+try:  # pragma: no cover - depends on the machine
+    from torchvision import transforms
+
+    def make_transform(mean: float, std: float):
+        return transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))])
+
+    TRANSFORMS = "torchvision"
+except Exception:  # noqa: BLE001 - any import failure means: emulate
+
+    def make_transform(mean: float, std: float):
+        def transform(pic: Image.Image) -> torch.Tensor:
+            # ToTensor: PIL -> uint8 HWC -> float CHW in [0, 1]
+            img = torch.from_numpy(np.array(pic, np.uint8, copy=True))
+            img = img.view(pic.size[1], pic.size[0], 1).permute(2, 0, 1).contiguous()
+            img = img.to(torch.float32).div(255)
+            # Normalize
+            return img.sub_(mean).div_(std)
+
+        return transform
+
+    TRANSFORMS = "emulated"
+
+
+class ClassicMNIST(Dataset):
+    """uint8 images and int labels; each item is a PIL image pushed through the transform."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, mean: float, std: float) -> None:
+        self.images, self.labels = images, labels
+        self.transform = make_transform(mean, std)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        img = Image.fromarray(self.images[i], mode="L")
+        return self.transform(img), int(self.labels[i])
+
+
+def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer, device, log_interval: int = 10) -> float:
+    """The tutorial's loop, including its ``loss.item()`` every ``log_interval`` batches."""
+    model.train()
+    last = 0.0
+    for batch_idx, (data, target) in enumerate(loader):
+        data, target = data.to(device), target.to(device)
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(data), target)
+        loss.backward()
+        optimizer.step()
+        if batch_idx % log_interval == 0:
+            last = loss.item()
+    return last
