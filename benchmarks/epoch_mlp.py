@@ -33,7 +33,7 @@ def time_crossframe(data, epochs: int, device: str) -> list[float]:
 
 
 def time_classic(data, epochs: int, device: str) -> list[float]:
-    images = read_idx(data.source["train-images"]["path"])  # the uint8 pixels, as torchvision keeps them
+    images = read_idx(data.source["train_images"]["path"])  # the uint8 pixels, as torchvision keeps them
     dataset = ClassicMNIST(images, data.train.y, data.mean, data.std)
     loader = DataLoader(dataset, batch_size=64, shuffle=True)
     clf = crossframe.classifier("torch", "mlp", lr=0.01, momentum=0.5, device=device)
