@@ -160,6 +160,10 @@ class Classifier(abc.ABC):
         """Loss and accuracy on ``(X, y)`` without an update; same keys as training_step."""
 
     @abc.abstractmethod
+    def gradients(self, batch) -> dict[str, np.ndarray]:
+        """d(mean loss)/d(parameter) on ``(X, y)``, exchange format, without an update."""
+
+    @abc.abstractmethod
     def get_params(self) -> dict[str, np.ndarray]:
         """The parameters in the exchange format: canonical names, layout, float32 NumPy."""
 

@@ -53,6 +53,14 @@ class TorchClassifier(Classifier):
         X, y = batch
         return self._eval_step(self._images(X), self._labels(y))
 
+    def gradients(self, batch) -> dict[str, np.ndarray]:
+        X, y = batch
+        self.net.zero_grad(set_to_none=True)
+        F.cross_entropy(self.net(self._images(X)), self._labels(y)).backward()
+        grads = {name: p.grad.detach().cpu().numpy().copy() for name, p in self.net.named_parameters()}
+        self.net.zero_grad(set_to_none=True)
+        return grads
+
     def get_params(self) -> dict[str, np.ndarray]:
         return {name: p.detach().cpu().numpy().copy() for name, p in self.net.named_parameters()}
 
