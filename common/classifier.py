@@ -84,11 +84,17 @@ class EpochTotals:
         return float(self.loss_sum) / self.count, float(self.correct) / self.count
 
     def first_nonfinite_batch(self) -> int | None:
-        """Index of the first batch whose loss is NaN or infinite, or None."""
-        for i, loss in enumerate(self.batch_losses):
-            if not np.isfinite(float(loss)):
-                return i
-        return None
+        """Index of the first batch whose loss is NaN or infinite, or None.
+
+        One read of the total when all is well; the per-batch losses are read only when
+        the total is not finite. ``batch_losses`` may be a list of 0-d values or one array.
+        """
+        if np.isfinite(float(self.loss_sum)):
+            return None
+        losses = np.array([float(v) for v in self.batch_losses]) if isinstance(self.batch_losses, list) \
+            else np.asarray(self.batch_losses, dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(losses))
+        return int(bad[0]) if bad.size else None
 
 
 StepCallback = Callable[[int, EpochTotals], None]

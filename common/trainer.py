@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from . import checkpoint
@@ -111,7 +112,7 @@ class Trainer:
         batch = totals.first_nonfinite_batch()
         if batch is not None:
             raise DivergenceError(
-                f"the training loss became {float(totals.batch_losses[batch])} in epoch {epoch}, "
+                f"the training loss became {float(np.asarray(totals.batch_losses[batch]))} in epoch {epoch}, "
                 f"batch {batch + 1}; lower the learning rate"
             )
 
