@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .checks import check_labels
 from .classifier import Classifier, EpochTotals
 from .errors import DivergenceError, TrainingInterrupted, UserError
-from .runfolder import Checkpoint, RunFolder, same_run_mismatches
+from .runfolder import Checkpoint, RunFolder, interrupts_deferred, same_run_mismatches
 from .runinfo import machine, now
 
 REFRESH_SECONDS = 0.5  # how often the progress bar reads the running loss from the device
@@ -173,13 +173,14 @@ class Trainer:
 
     def _interrupted(self, epoch: int) -> TrainingInterrupted:
         saved = self._saved_epoch
+        when = f"after epoch {epoch}" if saved == epoch else f"in epoch {epoch}"
         if saved is None:
             kept = "nothing is saved (no out_dir)"
         elif saved == 0:
             kept = f"no epoch was completed; {self.out_dir} holds the initial parameters"
         else:
             kept = f"epochs 1 to {saved} are saved in {self.out_dir}" if saved > 1 else f"epoch 1 is saved in {self.out_dir}"
-        return TrainingInterrupted(f"stopped in epoch {epoch} of {self.max_epochs}; {kept}",
+        return TrainingInterrupted(f"stopped {when} of {self.max_epochs}; {kept}",
                                    completed_epochs=saved or 0, out_dir=self.out_dir)
 
     # ------------------------------------------------------------------ checks and files
@@ -228,16 +229,18 @@ class Trainer:
             {"after_epoch": state.epoch, "backend": classifier.backend, "device": classifier.device, "at": now()}
         )
         folder.write_config(config)
-        folder.save(state, title=_title(classifier), label=classifier.backend)  # every file agrees again
-        self._saved_epoch = state.epoch
+        with interrupts_deferred():
+            folder.save(state, title=_title(classifier), label=classifier.backend)  # every file agrees again
+            self._saved_epoch = state.epoch
         return state.epoch
 
     def _save(self, classifier: Classifier, epoch: int) -> None:
         if self.out_dir is None:
             return
         state = Checkpoint(epoch, classifier.get_params(), classifier.get_optimizer_state(), list(self.history))
-        RunFolder(self.out_dir).save(state, title=_title(classifier), label=classifier.backend)
-        self._saved_epoch = epoch
+        with interrupts_deferred():  # a Ctrl-C while saving counts the epoch as saved: it is
+            RunFolder(self.out_dir).save(state, title=_title(classifier), label=classifier.backend)
+            self._saved_epoch = epoch
 
 
 def run_config(classifier: Classifier, data, max_epochs: int) -> dict[str, Any]:
