@@ -39,12 +39,12 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     load_backend(args.backend)  # a missing framework fails before any file is read
-    params = checkpoint.load_params(args.params)
+    params = _finite(checkpoint.load_params(args.params), args.params)
     data = load_data_from_args(args)
     check_model_fits(args.model, data)
     model = classifier(args.backend, args.model, num_classes=data.num_classes, input_shape=data.input_shape,
                        seed=args.seed, device=args.device)
-    model.set_params(_checked(params, model, args.params))
+    model.set_params(_fitting(params, model, args.params))
     loss, acc = model.evaluate(data.val_plan()).read()
     n = len(data.val)
     print(
@@ -54,20 +54,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _checked(params: dict[str, np.ndarray], model, path: Path) -> dict[str, np.ndarray]:
-    """``params`` if they fit ``model`` and are finite; else a UserError saying what to do."""
-    try:
-        params = model.check_params(params)
-    except UserError as err:
-        other = _model_of(params, model.spec)
-        hint = f"it holds {other!r} parameters: pass --model {other}" if other else str(err)
-        raise UserError(f"{path} does not hold {model.model!r} parameters for this dataset; {hint}") from None
+def _finite(params: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
     for name, value in params.items():
         try:
             check_finite(value, what=f"parameter {name}")
         except ValueError as err:
             raise UserError(f"{path}: {err}; the file comes from a diverged run") from None
     return params
+
+
+def _fitting(params: dict[str, np.ndarray], model, path: Path) -> dict[str, np.ndarray]:
+    """``params`` if their names and shapes are ``model``'s; else say which model they are."""
+    try:
+        return model.check_params(params)
+    except UserError as err:
+        other = _model_of(params, model.spec)
+        hint = f"it holds {other!r} parameters: pass --model {other}" if other else str(err)
+        raise UserError(f"{path} does not hold {model.model!r} parameters for this dataset; {hint}") from None
 
 
 def _model_of(params: dict[str, np.ndarray], spec) -> str | None:
