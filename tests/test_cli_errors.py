@@ -68,7 +68,8 @@ FILE_CASES = {
         ["train-images-idx3-ubyte.gz holds 256 images but", "train-labels-idx1-ubyte.gz holds 255 labels"]),
     "images too small for the model": (
         lambda d: custom_dataset(d, size=(8, 8)), ("--model", "cnn"),
-        ["model 'cnn' cannot take inputs of shape (1, 8, 8)", "models that take its 1x8x8 images: softmax, mlp"]),
+        ["data: model 'cnn' cannot take inputs of shape (1, 8, 8)",
+         "; models that take its 1x8x8 images: softmax, mlp, resnet"]),
     "empty folder": (
         lambda d: d.mkdir(), (),
         ["a custom dataset folder needs the four MNIST-format IDX files; missing " + ", ".join(MNIST_FILENAMES.values())]),

@@ -12,6 +12,7 @@ say so here, with its bound and the reason.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import time
@@ -23,7 +24,7 @@ import crossframe
 from crossframe.common.checkpoint import check_params, load_params
 from crossframe.common.errors import DivergenceError, UserError
 from crossframe.common.models import build_spec
-from crossframe.common.runfolder import RunFolder
+from crossframe.common.runfolder import RunFolder, interrupts_deferred
 from helpers import (assert_same_arrays, custom_dataset, load_npz, one_line_error, read_metrics, run_cli,
                      start_cli)
 
@@ -134,6 +135,19 @@ def test_resume_needs_a_run_folder(tmp_path):
 
 
 # ------------------------------------------------------------------ interruption
+
+def test_ctrl_c_waits_until_the_files_are_written():
+    """Nested, as Trainer wraps RunFolder.save: the interrupt comes once, after the outer block."""
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            with interrupts_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                done.append("inner")
+            done.append("outer")
+    assert done == ["inner", "outer"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
 
 def test_a_killed_run_keeps_its_last_epoch_and_resumes(backend, small_data, tmp_path):
     run = tmp_path / "run"

@@ -110,7 +110,7 @@ def _settings_from_run(args: argparse.Namespace) -> int:
     if given:
         raise UserError(
             f"--resume takes the run's settings from {args.resume / 'config.json'}: leave out "
-            f"{', '.join(given)} (only --epochs, --device, --data-dir and --progress may be given)"
+            f"{', '.join(given)} (only --epochs, --device, --data-dir, --no-download and --progress may be given)"
         )
     folder = RunFolder(args.resume)
     config = folder.read_config()
