@@ -59,7 +59,7 @@ def save_arrays(path, arrays: dict[str, np.ndarray]) -> None:
     """Save ``arrays`` atomically as .npz or .safetensors (by the file name's suffix)."""
     path = Path(path)
     suffix = _suffix(path)
-    arrays = {name: np.ascontiguousarray(value) for name, value in arrays.items()}
+    arrays = {name: np.asarray(value, order="C") for name, value in arrays.items()}  # keeps 0-d arrays 0-d
     with atomic_path(path) as tmp:
         if suffix == ".npz":
             with open(tmp, "wb") as f:

@@ -91,10 +91,14 @@ class EpochTotals:
         """
         if np.isfinite(float(self.loss_sum)):
             return None
-        losses = np.array([float(v) for v in self.batch_losses]) if isinstance(self.batch_losses, list) \
-            else np.asarray(self.batch_losses, dtype=np.float64)
-        bad = np.flatnonzero(~np.isfinite(losses))
+        bad = np.flatnonzero(~np.isfinite(self.batch_loss_values()))
         return int(bad[0]) if bad.size else None
+
+    def batch_loss_values(self) -> np.ndarray:
+        """The per-batch mean losses as float64 NumPy (one device read per batch: use sparingly)."""
+        if isinstance(self.batch_losses, list):
+            return np.array([float(v) for v in self.batch_losses], dtype=np.float64)
+        return np.asarray(self.batch_losses, dtype=np.float64)
 
 
 StepCallback = Callable[[int, EpochTotals], None]

@@ -3,11 +3,17 @@
 The loop is written once. Per batch, the backend's own ``train_epoch`` runs the update
 and adds the metrics up on its device; the Trainer reads the totals once per epoch (the
 progress bar reads the running totals at most twice a second while it is shown).
+
+Divergence (a NaN or infinite loss) stops training at the step where it shows: on a CPU
+the running loss is read after every step (a read costs nothing there); on a GPU at most
+every ``REFRESH_SECONDS`` (so no step waits for the device) and the first bad step is then
+found among the per-step losses. A backend that runs a whole epoch as one program reports
+it at the end of the epoch. The run folder keeps the last good epoch (common/runfolder.py).
 """
 
 from __future__ import annotations
 
-import json
+import math
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -15,11 +21,10 @@ from typing import Any, Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import checkpoint
 from .checks import check_labels
 from .classifier import Classifier, EpochTotals
-from .errors import DivergenceError, UserError
-from .plots import plot_curves
+from .errors import DivergenceError, TrainingInterrupted, UserError
+from .runfolder import Checkpoint, RunFolder, interrupts_deferred, same_run_mismatches
 from .runinfo import machine, now
 
 REFRESH_SECONDS = 0.5  # how often the progress bar reads the running loss from the device
@@ -28,9 +33,10 @@ REFRESH_SECONDS = 0.5  # how often the progress bar reads the running loss from 
 class Trainer:
     """Fits a :class:`Classifier` to a :class:`~crossframe.data.DataModule`.
 
-    With ``out_dir`` it writes, after every epoch and atomically: ``metrics.jsonl`` (one
-    JSON object per epoch), ``params.npz`` (exchange format), ``optimizer.npz``,
-    ``curves.png``; and ``config.json`` once at the start.
+    With ``out_dir`` it keeps a run folder (common/runfolder.py): ``config.json`` at the
+    start; ``checkpoint.npz`` (all a resume needs), ``metrics.jsonl`` (one JSON object per
+    epoch), ``params.npz`` (exchange format), ``optimizer.npz`` and ``curves.png`` before
+    the first epoch and after every epoch, each atomically.
     """
 
     def __init__(
@@ -49,20 +55,38 @@ class Trainer:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.log = log if log is not None else (tqdm.write if progress else None)
         self.history: list[dict[str, Any]] = []
+        self._saved_epoch: int | None = None  # the epoch whose files are in out_dir
 
-    def fit(self, classifier: Classifier, data) -> list[dict[str, Any]]:
-        """Train for ``max_epochs`` epochs, validating after each; returns the history."""
+    def fit(self, classifier: Classifier, data, *, resume: bool = False) -> list[dict[str, Any]]:
+        """Train up to epoch ``max_epochs``, validating after each; returns the history.
+
+        ``resume=True`` continues the run saved in ``out_dir`` after its last completed
+        epoch, with its parameters, optimizer state and history; the batch order of an
+        epoch depends only on the data seed and the epoch, so the result is the one an
+        uninterrupted run gives. The backend and device may differ from the saved run's.
+
+        Raises DivergenceError when a loss becomes NaN or infinite, and
+        TrainingInterrupted (a KeyboardInterrupt) on Ctrl-C; either way the run folder
+        keeps the last completed epoch.
+        """
         self._check_compatible(classifier, data)
-        if self.out_dir is not None:
-            self._prepare_out_dir(classifier, data)
         self.history = []
-        for epoch in range(1, self.max_epochs + 1):
-            record = self._fit_epoch(classifier, data, epoch)
-            self.history.append(record)
-            if self.out_dir is not None:
-                self._write_epoch(classifier)
-            if self.log is not None:
-                self.log(format_epoch(record, self.max_epochs))
+        self._saved_epoch = None
+        first = 1
+        if resume:
+            first = self._resume(classifier, data) + 1
+        elif self.out_dir is not None:
+            self._start_run_folder(classifier, data)
+        epoch = first
+        try:
+            for epoch in range(first, self.max_epochs + 1):
+                record = self._fit_epoch(classifier, data, epoch)
+                self.history.append(record)
+                self._save(classifier, epoch)
+                if self.log is not None:
+                    self.log(format_epoch(record, self.max_epochs))
+        except KeyboardInterrupt:
+            raise self._interrupted(epoch) from None
         return self.history
 
     # ------------------------------------------------------------------ one epoch
@@ -71,14 +95,22 @@ class Trainer:
         plan = data.train_plan(epoch - 1)
         start = time.perf_counter()
         with self._bar(len(plan), f"epoch {epoch}/{self.max_epochs}") as bar:
-            totals = classifier.train_epoch(plan, on_step=self._on_step(bar))
+            on_step = self._on_step(bar, classifier, epoch, len(plan))
+            totals = classifier.train_epoch(plan, on_step=on_step)
             train_loss, train_acc = totals.read()
         seconds = time.perf_counter() - start
-        self._check_diverged(totals, epoch)
+        if not math.isfinite(train_loss):
+            raise self._diverged(classifier, totals, epoch, len(plan))
 
         start = time.perf_counter()
         val_loss, val_acc = classifier.evaluate(data.val_plan()).read()
         val_seconds = time.perf_counter() - start
+        if not math.isfinite(val_loss):
+            raise DivergenceError(
+                f"the validation loss became {val_loss} after epoch {epoch} (its last updates made the "
+                f"parameters non-finite); {self._hint(classifier)}",
+                epoch=epoch,
+            )
         return {
             "epoch": epoch,
             "train_loss": train_loss,
@@ -93,28 +125,63 @@ class Trainer:
     def _bar(self, total: int, desc: str):
         return tqdm(total=total, desc=desc, unit="batch", leave=False, disable=not self.progress, dynamic_ncols=True)
 
-    def _on_step(self, bar):
-        if bar.disable:
-            return None
+    def _on_step(self, bar, classifier: Classifier, epoch: int, steps: int):
+        """The per-step callback: the progress bar and the divergence check.
+
+        On a CPU it reads the running loss after every step; elsewhere (a GPU) at most
+        every REFRESH_SECONDS, the reads the progress bar makes anyway.
+        """
+        every_step = "cpu" in str(classifier.device).lower()
         last = [time.perf_counter()]
 
         def on_step(i: int, totals: EpochTotals) -> None:
             bar.update(1)
-            if time.perf_counter() - last[0] >= REFRESH_SECONDS:
-                loss, acc = totals.read()
-                bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.4f}", refresh=False)
+            due = time.perf_counter() - last[0] >= REFRESH_SECONDS
+            if not (every_step or due):
+                return
+            loss_sum = float(totals.loss_sum)
+            if not math.isfinite(loss_sum):
+                raise self._diverged(classifier, totals, epoch, steps)
+            if due:
+                if not bar.disable:
+                    acc = float(totals.correct) / totals.count
+                    bar.set_postfix(loss=f"{loss_sum / totals.count:.4f}", acc=f"{acc:.4f}", refresh=False)
                 last[0] = time.perf_counter()
 
         return on_step
 
-    @staticmethod
-    def _check_diverged(totals: EpochTotals, epoch: int) -> None:
-        batch = totals.first_nonfinite_batch()
-        if batch is not None:
-            raise DivergenceError(
-                f"the training loss became {float(np.asarray(totals.batch_losses[batch]))} in epoch {epoch}, "
-                f"batch {batch + 1}; lower the learning rate"
-            )
+    def _diverged(self, classifier: Classifier, totals: EpochTotals, epoch: int, steps: int) -> DivergenceError:
+        """The error for a non-finite running loss: the first bad step, read from the per-step losses."""
+        losses = totals.batch_loss_values()
+        bad = np.flatnonzero(~np.isfinite(losses))
+        if bad.size:
+            step, what = int(bad[0]) + 1, f"became {losses[bad[0]]}"
+        else:  # every step finite, their weighted sum not: losses near the float32 limit
+            step, what = int(np.argmax(losses)) + 1, f"reached {losses.max():.3g}"
+        return DivergenceError(
+            f"the training loss {what} in epoch {epoch}, step {step} of {steps}; {self._hint(classifier)}",
+            epoch=epoch,
+            step=step,
+        )
+
+    def _hint(self, classifier: Classifier) -> str:
+        hint = f"lower the learning rate (it is {classifier.hparams.lr:g})"
+        if self._saved_epoch is None:
+            return hint
+        kept = "the initial parameters" if self._saved_epoch == 0 else f"the parameters of epoch {self._saved_epoch}"
+        return f"{hint}. The last good parameters, {kept}, are in {self.out_dir / 'params.npz'}"
+
+    def _interrupted(self, epoch: int) -> TrainingInterrupted:
+        saved = self._saved_epoch
+        when = f"after epoch {epoch}" if saved == epoch else f"in epoch {epoch}"
+        if saved is None:
+            kept = "nothing is saved (no out_dir)"
+        elif saved == 0:
+            kept = f"no epoch was completed; {self.out_dir} holds the initial parameters"
+        else:
+            kept = f"epochs 1 to {saved} are saved in {self.out_dir}" if saved > 1 else f"epoch 1 is saved in {self.out_dir}"
+        return TrainingInterrupted(f"stopped {when} of {self.max_epochs}; {kept}",
+                                   completed_epochs=saved or 0, out_dir=self.out_dir)
 
     # ------------------------------------------------------------------ checks and files
 
@@ -131,20 +198,49 @@ class Trainer:
             except ValueError as err:
                 raise UserError(f"{what}: {err} (the classifier has {classifier.num_classes} classes)") from None
 
-    def _prepare_out_dir(self, classifier: Classifier, data) -> None:
-        try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            checkpoint.write_json_atomic(self.out_dir / "config.json", run_config(classifier, data, self.max_epochs))
-        except OSError as err:
-            raise UserError(f"cannot write to the output folder {self.out_dir}: {err.strerror or err}") from None
+    def _start_run_folder(self, classifier: Classifier, data) -> None:
+        """config.json, and the initial state as epoch 0: something good is on disk from the start."""
+        folder = RunFolder(self.out_dir)
+        folder.create()
+        folder.write_config(run_config(classifier, data, self.max_epochs))
+        self._save(classifier, 0)
 
-    def _write_epoch(self, classifier: Classifier) -> None:
-        out = self.out_dir
-        lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in self.history)
-        checkpoint.write_text_atomic(out / "metrics.jsonl", lines)
-        classifier.save(out / "params.npz")
-        checkpoint.save_arrays(out / "optimizer.npz", classifier.get_optimizer_state())
-        plot_curves({classifier.backend: self.history}, out / "curves.png", title=_title(classifier))
+    def _resume(self, classifier: Classifier, data) -> int:
+        """Load the run saved in ``out_dir`` into ``classifier`` and the history; return its epoch."""
+        if self.out_dir is None:
+            raise UserError("resume=True needs out_dir, the run folder to continue")
+        folder = RunFolder(self.out_dir)
+        config = folder.read_config()
+        mismatches = same_run_mismatches(config, run_config(classifier, data, self.max_epochs))
+        if mismatches:
+            raise UserError(f"cannot resume {self.out_dir}: it was made with other settings: {'; '.join(mismatches)}")
+        state = folder.read_checkpoint()
+        if state.epoch > self.max_epochs:
+            raise UserError(
+                f"{self.out_dir} already holds {state.epoch} epochs, more than the {self.max_epochs} asked for"
+            )
+        classifier.set_params(state.params)
+        if state.epoch > 0:  # epoch 0 holds the fresh optimizer's state: keep the fresh optimizer
+            classifier.set_optimizer_state(state.optimizer)
+        self.history = list(state.history)
+        folder.remove_stale_temporaries()
+        config["epochs"] = self.max_epochs
+        config.setdefault("resumed", []).append(
+            {"after_epoch": state.epoch, "backend": classifier.backend, "device": classifier.device, "at": now()}
+        )
+        folder.write_config(config)
+        with interrupts_deferred():
+            folder.save(state, title=_title(classifier), label=classifier.backend)  # every file agrees again
+            self._saved_epoch = state.epoch
+        return state.epoch
+
+    def _save(self, classifier: Classifier, epoch: int) -> None:
+        if self.out_dir is None:
+            return
+        state = Checkpoint(epoch, classifier.get_params(), classifier.get_optimizer_state(), list(self.history))
+        with interrupts_deferred():  # a Ctrl-C while saving counts the epoch as saved: it is
+            RunFolder(self.out_dir).save(state, title=_title(classifier), label=classifier.backend)
+            self._saved_epoch = epoch
 
 
 def run_config(classifier: Classifier, data, max_epochs: int) -> dict[str, Any]:
@@ -160,6 +256,7 @@ def run_config(classifier: Classifier, data, max_epochs: int) -> dict[str, Any]:
         "train_examples": len(data.train.y),
         "val_examples": len(data.val.y),
         "normalization": {"mean": data.mean, "std": data.std},
+        "data_folder": _data_folder(data),
         "versions": {**classifier.framework_versions(), **machine()},
         "started": now(),
     }
@@ -172,6 +269,12 @@ def format_epoch(record: dict[str, Any], max_epochs: int) -> str:
         f"val loss {record['val_loss']:.4f} acc {record['val_acc']:.4f}  |  "
         f"{record['seconds']:.2f} s, {record['samples_per_second']:,.0f} samples/s"
     )
+
+
+def _data_folder(data) -> str | None:
+    """The absolute folder of the training images (links not followed), for ``--resume``."""
+    path = (getattr(data, "source", None) or {}).get("train_images", {}).get("path")
+    return str(Path(path).absolute().parent) if path else None
 
 
 def _title(classifier: Classifier) -> str:

@@ -215,6 +215,13 @@ def _build(name: str, spec: DatasetSpec | None, arrs: dict[str, np.ndarray],
         num_classes, class_names = spec.num_classes, list(spec.class_names)
     else:
         num_classes = int(max(ytr.max(), yte.max())) + 1
+        if num_classes < 2:
+            arrays.check_label_range(ytr, 1, files["train_labels"])  # names a negative label
+            arrays.check_label_range(yte, 1, files["test_labels"])
+            raise DataError(
+                f"{files['train_labels']} and {files['test_labels']}: every label is 0; a classifier "
+                "needs at least two classes (labels 0 to K-1)."
+            )
         class_names = [str(i) for i in range(num_classes)]
     arrays.check_label_range(ytr, num_classes, files["train_labels"])
     arrays.check_label_range(yte, num_classes, files["test_labels"])

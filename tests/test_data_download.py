@@ -1,76 +1,30 @@
-"""The downloader against a local HTTP server (127.0.0.1, port 0) that the tests fill."""
+"""The downloader against a local HTTP server (127.0.0.1, port 0, conftest.py) that the tests fill."""
 
 from __future__ import annotations
 
-import functools
 import gzip
-import json
 import os
 import subprocess
-import sys
-import threading
 import time
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import SimpleNamespace
 
-import numpy as np
 import pytest
 from crossframe.common.errors import DataError
 from crossframe.data import KNOWN_DATASETS, load_data
-from crossframe.data import locate as locate_mod
 from crossframe.data.catalog import MNIST_FILENAMES
 from crossframe.data.checksums import verify_file
 from crossframe.data.download import download_dataset, mirrors_for
 from crossframe.data.idx import idx_bytes
-from crossframe.data.testing import random_arrays, spec_for, write_dataset
+from crossframe.data.testing import write_dataset
+from helpers import dataset_child
 
 NAMES = sorted(MNIST_FILENAMES.values())
 
 
-class _Handler(SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep the test output clean
-        pass
-
-    def do_GET(self):
-        self.server.requests.append(self.path)
-        if self.path.startswith("/slow/"):
-            time.sleep(3)
-        time.sleep(self.server.delay)
-        try:
-            super().do_GET()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (the timeout test): nothing to report
-
-
 @pytest.fixture
-def server(tmp_path):
-    """An HTTP server on 127.0.0.1 serving tmp_path/www; ``.url(mirror)`` gives a base URL."""
-    root = tmp_path / "www"
-    root.mkdir()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
-    httpd.daemon_threads = True
-    httpd.requests, httpd.delay = [], 0.0
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    port = httpd.server_address[1]
-    yield SimpleNamespace(root=root, httpd=httpd, requests=httpd.requests,
-                          url=lambda mirror: f"http://127.0.0.1:{port}/{mirror}/")
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture
-def fake(tmp_path, monkeypatch, server):
-    """A synthetic dataset 'fake' whose checksums the catalog knows, served on mirror 'good'."""
-    arrays = random_arrays(np.random.default_rng(0), n_train=200, n_test=50, size=(28, 28))
-    files = write_dataset(server.root / "good", arrays)
-    spec = spec_for("fake", files)
-    monkeypatch.setitem(KNOWN_DATASETS, "fake", spec)
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("CROSSFRAME_CACHE", str(cache))
-    monkeypatch.setattr(locate_mod, "SYSTEM_DATASETS_DIR", tmp_path / "no-system")
-    return SimpleNamespace(spec=spec, arrays=arrays, files=files, cache=cache, folder=cache / "fake")
+def fake(served_fake):
+    """The dataset 'fake' served on mirror 'good' (conftest.py)."""
+    return served_fake
 
 
 def cache_listing(folder: Path) -> list[str]:
@@ -159,20 +113,13 @@ def test_connection_timeout(fake, server):
     assert time.monotonic() - t0 < 2.5
 
 
-_CHILD = """
-import json, sys
-from crossframe.data.catalog import DatasetSpec, mnist_files
-from crossframe.data.locate import locate
-spec = DatasetSpec("fake", mnist_files(sha256=json.loads(sys.argv[1])), (), tuple("0123456789"))
-print(locate(spec, progress=False).origin)
-"""
+_LOCATE = "from crossframe.data.locate import locate\nprint(locate(spec, progress=False).origin)\n"
 
 
 def test_two_processes_download_the_same_dataset_at_once(fake, server):
     server.httpd.delay = 0.3  # each file takes a while: the two processes overlap
-    hashes = json.dumps({k: fs.sha256 for k, fs in fake.spec.files.items()})
     env = dict(os.environ, CROSSFRAME_CACHE=str(fake.cache), CROSSFRAME_MIRROR=server.url("good"))
-    procs = [subprocess.Popen([sys.executable, "-c", _CHILD, hashes], env=env, stdout=subprocess.PIPE,
+    procs = [subprocess.Popen(dataset_child(fake.spec, _LOCATE), env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs

@@ -80,5 +80,5 @@ def test_a_dataset_that_does_not_fit_the_model_is_refused(fashion_2k):
 
 def test_divergence_stops_with_the_epoch_and_batch(fashion_2k):
     model = crossframe.classifier("torch", "mlp", lr=1e6, momentum=0.9)
-    with pytest.raises(crossframe.common.errors.DivergenceError, match=r"in epoch 1, batch \d+; lower the learning rate"):
+    with pytest.raises(crossframe.common.errors.DivergenceError, match=r"in epoch 1, step \d+ of \d+; lower the learning rate"):
         crossframe.Trainer(1, progress=False).fit(model, fashion_2k)

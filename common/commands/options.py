@@ -6,7 +6,8 @@ import argparse
 import os
 
 from ..classifier import DEVICES, OPTIMIZERS
-from ..models import MODELS, RECIPES
+from ..errors import UserError
+from ..models import MODELS, RECIPES, build_spec
 from ..registry import BACKENDS
 
 
@@ -126,6 +127,26 @@ def classifier_kwargs(args: argparse.Namespace, input_shape, num_classes: int) -
         seed=args.seed,
         device=args.device,
     )
+
+
+def check_model_fits(model: str, data) -> None:
+    """Refuse, naming the dataset and the models that fit, a model that cannot take its images."""
+    try:
+        build_spec(model, input_shape=data.input_shape, num_classes=data.num_classes)
+    except UserError as err:
+        fits = [m for m in MODELS if _fits(m, data)]
+        c, h, w = data.input_shape
+        raise UserError(
+            f"{data.name}: {err}; models that take its {c}x{h}x{w} images: {', '.join(fits) or 'none'}"
+        ) from None
+
+
+def _fits(model: str, data) -> bool:
+    try:
+        build_spec(model, input_shape=data.input_shape, num_classes=data.num_classes)
+    except UserError:
+        return False
+    return True
 
 
 def load_data_from_args(args: argparse.Namespace):

@@ -1,0 +1,86 @@
+"""``crossframe evaluate``: the validation loss and accuracy of saved parameters, in any backend.
+
+The parameters are in the exchange format (common/checkpoint.py), so a file written by
+one backend (``crossframe train``'s params.npz) is evaluated by any other.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from .. import checkpoint
+from ..checks import check_finite
+from ..errors import UserError
+from ..models import MODELS, build_spec
+from ..registry import classifier, load_backend
+from .options import add_backend_option, add_data_options, add_model_options, check_model_fits, load_data_from_args
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser(
+        "evaluate",
+        help="evaluate saved parameters (trained by any backend) on a dataset's test split",
+        description=(
+            "Load parameters in the exchange format (.npz or .safetensors, e.g. a run folder's params.npz "
+            "from any backend) into the chosen backend and print the loss and accuracy on the dataset's "
+            "test split (the validation split of crossframe train)."
+        ),
+    )
+    parser.add_argument("--params", type=Path, required=True, metavar="FILE",
+                        help="the parameter file, e.g. runs/NAME/params.npz")
+    add_backend_option(parser)
+    add_model_options(parser)
+    add_data_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    load_backend(args.backend)  # a missing framework fails before any file is read
+    params = _finite(checkpoint.load_params(args.params), args.params)
+    data = load_data_from_args(args)
+    check_model_fits(args.model, data)
+    model = classifier(args.backend, args.model, num_classes=data.num_classes, input_shape=data.input_shape,
+                       seed=args.seed, device=args.device)
+    model.set_params(_fitting(params, model, args.params))
+    loss, acc = model.evaluate(data.val_plan()).read()
+    n = len(data.val)
+    print(
+        f"{args.model} parameters from {args.params}, evaluated with {args.backend} on {model.device}: "
+        f"{data.name}, {n:,} validation images: loss {loss:.4f}, accuracy {acc:.4f} ({round(acc * n):,}/{n:,} correct)"
+    )
+    return 0
+
+
+def _finite(params: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
+    for name, value in params.items():
+        try:
+            check_finite(value, what=f"parameter {name}")
+        except ValueError as err:
+            raise UserError(f"{path}: {err}; the file comes from a diverged run") from None
+    return params
+
+
+def _fitting(params: dict[str, np.ndarray], model, path: Path) -> dict[str, np.ndarray]:
+    """``params`` if their names and shapes are ``model``'s; else say which model they are."""
+    try:
+        return model.check_params(params)
+    except UserError as err:
+        other = _model_of(params, model.spec)
+        hint = f"it holds {other!r} parameters: pass --model {other}" if other else str(err)
+        raise UserError(f"{path} does not hold {model.model!r} parameters for this dataset; {hint}") from None
+
+
+def _model_of(params: dict[str, np.ndarray], spec) -> str | None:
+    """The model whose parameter names and shapes (for ``spec``'s inputs and classes) are ``params``'."""
+    shapes = {name: tuple(np.shape(value)) for name, value in params.items()}
+    for name in MODELS:
+        try:
+            other = build_spec(name, input_shape=spec.input_shape, num_classes=spec.num_classes)
+        except UserError:
+            continue
+        if {k: tuple(v) for k, v in other.param_shapes().items()} == shapes:
+            return name
+    return None
