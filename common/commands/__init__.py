@@ -1,5 +1,5 @@
 """The subcommands of ``crossframe``; each module has ``add_parser(subparsers)`` and ``run(args)``."""
 
-from . import datasets, train
+from . import datasets, parity, train
 
-COMMANDS = (train, datasets)
+COMMANDS = (train, datasets, parity)
