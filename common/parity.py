@@ -14,30 +14,36 @@ logits                 max abs        1e-5: float32 keeps ~7 digits; logits are 
 loss                   relative       1e-6: a mean over the batch of O(1) values
 gradient (each param)  relative norm  1e-5: ||g - g_ref|| / ||g_ref||, summation order differs
 sgd (2 steps)          max abs        1e-6: params after two SGD steps with momentum and decay
-adam (2 steps)         max abs        1e-6: params after two Adam steps, fragile entries left out
+adam (2 steps)         max abs        1e-6: params after two Adam steps, where the gradients agree
 accuracy ties          count          0: ties go to the lowest index everywhere
-train (N steps)        relative norm  TRAIN_TOLERANCE, see below
+train (N steps)        relative norm  2e-2: the path after N = 100 SGD steps, see below
+train loss (N steps)   max relative   1e-2: the loss of each of those steps, see below
 =====================  =============  ==========================================================
 
 Two checks cannot be plain float32 rounding bounds, and say so:
 
-- Adam divides by ``sqrt(v) + eps``: after the first step an entry moves by
-  ``lr * g / (|g| + eps)`` where ``g = grad + weight_decay * param``, whose derivative
-  ``lr * eps / (|g| + eps)**2`` reaches ``lr / eps = 1e5`` at ``g = 0``. Where ``|g|`` is
-  below ``ADAM_FRAGILE`` (1e-6) at some step, the last float32 bits of the gradient decide
-  an update of up to ``lr``; such entries (a few in a hundred thousand, usually a gradient
-  cancelled by its weight decay) are left out of the max and counted in the check's name.
-  Above 1e-6 the derivative is at most 10, so a float32 gradient error of 1e-9 moves the
-  update by 1e-8, far inside the tolerance; an Adam bug (bias correction, eps inside the
-  square root, AdamW's decay) moves every entry by O(lr) and is caught.
+- Adam's update ``lr * m_hat / (sqrt(v_hat) + eps)`` is a scale-free function of the
+  gradient history: it moves an entry by about ``lr`` whatever the gradient's size, so an
+  entry whose gradient float32 knows only to 1% (a gradient near zero, or cancelled by its
+  weight decay ``g = grad + wd * param``) gets an update float32 knows only to 1% of ``lr``,
+  1e-5, and near ``|g| = eps`` the derivative reaches ``lr / eps = 1e5``. So the check
+  compares the entries whose effective gradient ``g`` agrees with the reference's to
+  ``ADAM_AGREEMENT`` (1e-4) relative at both steps: for them a bound of about
+  ``2 * lr * 1e-4 = 2e-7`` follows, inside the tolerance. The others (a few in a thousand:
+  float32 cannot pin them down) are counted in the report. An Adam bug (bias correction,
+  eps inside the square root, AdamW's decay, a step count off by one) moves every entry by
+  O(lr) and is caught.
 - Training for N steps is not smooth: ReLU and max-pool decide by comparisons, and where
   a pre-activation or two window entries are within float32 rounding of each other,
   float32 and float64 decide differently for that one example, in that one step. Such a
   flip moves the weights it touches by about ``lr * |delta| * |x| / (batch * (1 - momentum))``
   (1e-4 for mlp), and training amplifies it: the largest single-parameter difference after
-  100 steps is 1e-7 without a flip and 1e-3 with one, so it is reported but not what
-  passes or fails. The check measures the whole path instead: ``||p - p_ref|| / ||p_ref - p_0||``,
-  the parameters' distance from the reference's relative to how far the reference moved.
+  100 steps is 1e-7 without a flip and up to 1.5e-3 with one. Every float32 implementation
+  flips alike (the NumPy backend in float32 tracks torch to 3e-7 through the same flips:
+  the cause is float32's rounding of the stored parameters, not summation order), so the
+  largest difference is reported but is not what passes or fails. The check measures the
+  whole path instead, ``||p - p_ref|| / ||p_ref - p_0||`` (the parameters' distance from the
+  reference's, relative to how far the reference moved), and the loss of every step.
 """
 
 from __future__ import annotations
@@ -51,26 +57,27 @@ from .precision import on_gpu, tf32
 from .registry import available_backends, classifier
 
 __all__ = [
-    "ADAM", "ADAM_FRAGILE", "SGD", "TOLERANCES", "TRAIN", "TRAIN_LOSS_TOLERANCE", "TRAIN_TOLERANCE",
-    "Check", "ParityRun", "Trace", "check_backend", "compare", "format_model_table", "format_run", "format_summary", "format_table",
-    "max_abs", "max_param_diff", "reference_backend", "relative", "relative_norm", "run", "trace",
+    "ADAM", "ADAM_AGREEMENT", "SGD", "TOLERANCES", "TRAIN", "TRAIN_LOSS_TOLERANCE", "TRAIN_TOLERANCE",
+    "Check", "ParityRun", "Trace", "check_backend", "compare", "format_model_table", "format_run",
+    "format_summary", "format_table", "max_abs", "max_param_diff", "reference_backend", "relative", "relative_norm", "run", "trace",
     "training_batches",
 ]
 
 # The path after N = 100 steps of SGD (lr 0.01, momentum 0.5, batch 20) on Fashion-MNIST:
-# torch against the float64 reference measured at most 6.5e-3 for five models and seeds
-# (one or two ReLU / max-pool flips), 1e-5 without a flip; a wrong momentum convention or
-# data order gives O(0.1-1). Held at N = 100; longer runs drift further (2e-2 at N = 300).
+# torch against the float64 reference measured 8e-7 to 3e-5 without a flip and 3.7e-3 to
+# 7.9e-3 with one (mlp, cnn, resnet; seeds 0-2). Held at N = 100; longer runs drift further
+# (2.3e-2 at N = 300). It catches what grows over a run (a repeated batch: 3e-2 to 4e-2);
+# the two-step checks catch a wrong rate, momentum or decay at 1e-6.
 TRAIN_TOLERANCE = 2e-2
 
-# The training run's per-step losses (each on its batch, before the update): a flip changes
-# the loss of the steps after it by at most 1.3e-3 (measured, as above); a batch out of order
-# or repeated changes a step's loss by 0.1 to 0.9, and lr off by 1% by 1e-2.
+# The loss of every training step (on its batch, before its update): a flip changes the
+# losses after it by at most 1.3e-3 (measured as above), 2e-7 without one; a batch out of
+# order or repeated changes a step's loss by 0.1 to 0.9, a learning rate off by 1% by 1e-2.
 TRAIN_LOSS_TOLERANCE = 1e-2
 
-# Adam entries whose effective gradient |grad + wd * param| falls below this at some step
-# are left out of the Adam check (see the module docstring).
-ADAM_FRAGILE = 1e-6
+# The Adam check compares the entries whose effective gradient grad + wd * param agrees with
+# the reference's to this, relatively, at every step (see the module docstring).
+ADAM_AGREEMENT = 1e-4
 
 TOLERANCES: dict[str, tuple[str, float]] = {
     "logits": ("max abs", 1e-5),
@@ -153,7 +160,7 @@ class Trace:
     gradients: dict[str, np.ndarray]
     sgd: dict[str, np.ndarray]
     adam: dict[str, np.ndarray]
-    adam_fragile: dict[str, np.ndarray]  # entries whose |grad + wd * param| < ADAM_FRAGILE at some step
+    adam_gradients: list[dict[str, np.ndarray]]  # grad + wd * param before each Adam step, float64
     ties: np.ndarray
     start: dict[str, np.ndarray]
     train: dict[str, np.ndarray] | None = None
@@ -177,17 +184,15 @@ def trace(
     logits = clf.to_numpy(clf.forward(X))
     out = Trace(
         backend, model, clf.device, logits, float(clf.to_numpy(clf.loss(logits, y))), clf.gradients((X, y)),
-        sgd=_steps(make(**SGD), batches[:2])[0], adam={}, adam_fragile={}, ties=_tie_accuracy(clf),
+        sgd=_steps(make(**SGD), batches[:2])[0], adam={}, adam_gradients=[], ties=_tie_accuracy(clf),
         start=clf.get_params(),
     )
     adam = make(**ADAM)
-    fragile = {name: np.zeros(p.shape, bool) for name, p in out.start.items()}
     for step_batch in batches[:2]:
         params, grads = adam.get_params(), adam.gradients(step_batch)
-        for name in fragile:
-            fragile[name] |= np.abs(grads[name] + ADAM["weight_decay"] * params[name]) < ADAM_FRAGILE
+        out.adam_gradients.append({n: grads[n].astype(np.float64) + ADAM["weight_decay"] * params[n] for n in grads})
         adam.training_step(step_batch)
-    out.adam, out.adam_fragile = adam.get_params(), fragile
+    out.adam = adam.get_params()
     if train_batches is not None:
         train_batches = list(train_batches)
         out.train, out.train_losses = _steps(make(**TRAIN), train_batches)
@@ -228,12 +233,14 @@ def compare(got: Trace, ref: Trace) -> list[Check]:
     checks += [check("gradient", relative_norm(got.gradients[n], ref.gradients[n]), f"gradient {n}")
                for n in ref.gradients]
     checks.append(check("sgd (2 steps)", max_param_diff(got.sgd, ref.sgd)))
-    keep = {n: ~ref.adam_fragile[n] for n in ref.adam}
-    fragile = sum(int(f.sum()) for f in ref.adam_fragile.values())
+    agree = {n: np.logical_and.reduce([np.abs(g[n] - r[n]) <= ADAM_AGREEMENT * np.abs(r[n])
+                                       for g, r in zip(got.adam_gradients, ref.adam_gradients)]) for n in ref.adam}
+    left_out = sum(int((~a).sum()) for a in agree.values())
     checks.append(check(
-        "adam (2 steps)", max(max_abs(got.adam[n][keep[n]], ref.adam[n][keep[n]]) for n in ref.adam),
-        note=f"{fragile} fragile entries left out; max abs over all {max_param_diff(got.adam, ref.adam):.2g}"
-        if fragile else "",
+        "adam (2 steps)", max(max_abs(got.adam[n][agree[n]], ref.adam[n][agree[n]]) for n in ref.adam),
+        note=f"{left_out} of {sum(a.size for a in agree.values())} entries left out, their gradients differing "
+             f"by more than {ADAM_AGREEMENT:g}; over all entries {max_param_diff(got.adam, ref.adam):.2g}"
+        if left_out else "",
     ))
     expected = np.ones(len(ref.ties))  # lowest index wins: every tie row is right
     checks.append(check("accuracy ties", float(np.sum(got.ties != ref.ties) + np.sum(ref.ties != expected))))

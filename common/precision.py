@@ -1,19 +1,15 @@
 """The TF32 switch: how precisely a framework multiplies float32 matrices on a GPU.
 
 Ampere and later NVIDIA GPUs can run float32 matrix products and convolutions on tensor
-cores in TF32, which keeps only 10 bits of mantissa (about 1e-3 relative error instead of
-float32's 6e-8). Each framework has its own switch and its own default:
+cores in TF32, which keeps 10 bits of mantissa (about 5e-4 relative error per product
+instead of float32's 6e-8). Each framework has its own switch and its own default:
 
-========  =================================================  ======================  ==============
-backend   switch                                             ``on``                  ``off``
-========  =================================================  ======================  ==============
-torch     ``torch.backends.cuda.matmul.allow_tf32``,         True, True              False, False
-          ``torch.backends.cudnn.allow_tf32``                (default: False, True)
-jax       ``jax_default_matmul_precision``                   ``"tensorfloat32"``     ``"highest"``
-          (default: unset, XLA's choice, TF32 on GPUs that have it)
-tf        ``tf.config.experimental.enable_tensor_float_32_execution``  True (default)  False
-numpy     none: NumPy computes on the CPU
-========  =================================================  ======================  ==============
+- torch: ``torch.backends.cuda.matmul.allow_tf32`` and ``torch.backends.cudnn.allow_tf32``
+  (defaults False and True); ``on`` sets both True, ``off`` both False.
+- jax: the ``jax_default_matmul_precision`` option (default unset: XLA's choice, TF32 on
+  GPUs that have it); ``on`` is ``"tensorfloat32"``, ``off`` is ``"highest"``.
+- tf: ``tf.config.experimental.enable_tensor_float_32_execution`` (default True).
+- numpy: none; NumPy computes on the CPU.
 
 ``default`` leaves the framework as it is. The switch is process-wide, so :func:`tf32`
 sets it for the duration of a ``with`` block and puts the old value back. On a CPU it

@@ -146,7 +146,7 @@ def test_the_command_exits_1_when_a_check_fails(fashion_dir, tmp_path, capsys, m
     [
         (["--backends", "numpy"], "numpy is the reference every backend is compared with"),
         (["--backends", "mxnet"], "unknown backend 'mxnet'"),
-        (["--models", "vgg"], "unknown model vgg"),
+        (["--models", "vgg"], "unknown model 'vgg'"),
         (["--tf32", "maybe"], "invalid choice: 'maybe'"),
         (["--steps", "0"], "must be at least 1"),
     ],
