@@ -57,10 +57,10 @@ from .precision import on_gpu, tf32
 from .registry import available_backends, classifier
 
 __all__ = [
-    "ADAM", "ADAM_AGREEMENT", "SGD", "TOLERANCES", "TRAIN", "TRAIN_LOSS_TOLERANCE", "TRAIN_TOLERANCE",
-    "Check", "ParityRun", "Trace", "check_backend", "compare", "format_model_table", "format_run",
-    "format_summary", "format_table", "max_abs", "max_param_diff", "reference_backend", "relative", "relative_norm", "run", "trace",
-    "training_batches",
+    "ADAM", "ADAM_AGREEMENT", "ADAM_MAX_LEFT_OUT", "SGD", "TOLERANCES", "TRAIN", "TRAIN_LOSS_TOLERANCE",
+    "TRAIN_TOLERANCE", "Check", "ParityRun", "Trace", "check_backend", "compare", "format_model_table",
+    "format_run", "format_summary", "format_table", "max_abs", "max_param_diff", "reference_backend",
+    "relative", "relative_norm", "run", "trace", "training_batches",
 ]
 
 # The path after N = 100 steps of SGD (lr 0.01, momentum 0.5, batch 20) on Fashion-MNIST:
@@ -78,6 +78,9 @@ TRAIN_LOSS_TOLERANCE = 1e-2
 # The Adam check compares the entries whose effective gradient grad + wd * param agrees with
 # the reference's to this, relatively, at every step (see the module docstring).
 ADAM_AGREEMENT = 1e-4
+# ... and fails when more entries than this fraction disagree (float32 leaves out 0.1% to
+# 0.8%, measured for the five models): gradients that disagree everywhere compare nothing.
+ADAM_MAX_LEFT_OUT = 0.05
 
 TOLERANCES: dict[str, tuple[str, float]] = {
     "logits": ("max abs", 1e-5),
@@ -235,13 +238,13 @@ def compare(got: Trace, ref: Trace) -> list[Check]:
     checks.append(check("sgd (2 steps)", max_param_diff(got.sgd, ref.sgd)))
     agree = {n: np.logical_and.reduce([np.abs(g[n] - r[n]) <= ADAM_AGREEMENT * np.abs(r[n])
                                        for g, r in zip(got.adam_gradients, ref.adam_gradients)]) for n in ref.adam}
-    left_out = sum(int((~a).sum()) for a in agree.values())
-    checks.append(check(
-        "adam (2 steps)", max(max_abs(got.adam[n][agree[n]], ref.adam[n][agree[n]]) for n in ref.adam),
-        note=f"{left_out} of {sum(a.size for a in agree.values())} entries left out, their gradients differing "
-             f"by more than {ADAM_AGREEMENT:g}; over all entries {max_param_diff(got.adam, ref.adam):.2g}"
-        if left_out else "",
-    ))
+    left_out, total = sum(int((~a).sum()) for a in agree.values()), sum(a.size for a in agree.values())
+    value = max(max_abs(got.adam[n][agree[n]], ref.adam[n][agree[n]]) for n in ref.adam)
+    note = (f"{left_out} of {total} entries left out, their gradients differing by more than "
+            f"{ADAM_AGREEMENT:g}; over all entries {max_param_diff(got.adam, ref.adam):.2g}") if left_out else ""
+    if left_out > ADAM_MAX_LEFT_OUT * total:  # the gradients disagree: nothing left to compare
+        value, note = np.inf, note + f": more than {ADAM_MAX_LEFT_OUT:.0%}, so the check fails"
+    checks.append(check("adam (2 steps)", value, note=note))
     expected = np.ones(len(ref.ties))  # lowest index wins: every tie row is right
     checks.append(check("accuracy ties", float(np.sum(got.ties != ref.ties) + np.sum(ref.ties != expected))))
     if got.train is not None and ref.train is not None:

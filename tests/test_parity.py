@@ -91,6 +91,21 @@ def test_the_training_checks_catch_a_wrong_batch_order(parity_data):
     assert not checks["train loss (10 steps)"].passed
 
 
+def test_the_adam_check_fails_when_the_gradients_disagree_everywhere(parity_data):
+    """Entries whose gradients disagree are left out of the Adam check, but not all of them:
+    a trace whose Adam-step gradients are all 1% off has nothing left to compare, and fails."""
+    import dataclasses
+
+    batches = list(parity_data.train_plan(0))[:2]
+    ref = parity.trace(REFERENCE, "softmax", batches)
+    same = {c.check: c for c in parity.compare(ref, ref)}["adam (2 steps)"]
+    assert same.passed and same.value == 0 and same.note == ""
+    off = dataclasses.replace(ref, adam_gradients=[{n: g * 1.01 for n, g in step.items()}
+                                                   for step in ref.adam_gradients])
+    check = {c.check: c for c in parity.compare(off, ref)}["adam (2 steps)"]
+    assert not check.passed and "so the check fails" in check.note
+
+
 # --------------------------------------------------------------------------- the command
 
 

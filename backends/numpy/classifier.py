@@ -45,8 +45,8 @@ class NumpyClassifier(Classifier):
 
     def forward(self, X) -> np.ndarray:
         X = self._images(X)
-        return np.concatenate([self.net.forward(self.params, X[i:i + FORWARD_CHUNK])[0]
-                               for i in range(0, len(X), FORWARD_CHUNK)] or [self._no_logits()])
+        chunks = [self.net.forward(self.params, X[i:i + FORWARD_CHUNK])[0] for i in range(0, len(X), FORWARD_CHUNK)]
+        return np.concatenate(chunks) if chunks else np.zeros((0, self.num_classes), self.dtype)
 
     def loss(self, Y_hat, Y) -> np.ndarray:
         Y_hat, Y = self._logits(Y_hat), self._labels(Y)
@@ -141,9 +141,6 @@ class NumpyClassifier(Classifier):
         if self.hparams.optimizer == "adam":
             return [("exp_avg", "exp_avg"), ("exp_avg_sq", "exp_avg_sq")]
         return [("momentum", "momentum_buffer")] if self.hparams.momentum else []
-
-    def _no_logits(self) -> np.ndarray:
-        return np.zeros((0, self.num_classes), self.dtype)
 
     def _images(self, X) -> np.ndarray:
         X = check_finite(X, what="images")
