@@ -43,13 +43,20 @@ def cross_entropy_grad(logits, labels, reduction: str = "mean", impl: str = "nat
 
 
 def _softmax_scratch(z: torch.Tensor) -> torch.Tensor:
-    e = torch.exp(z - z.max(dim=-1, keepdim=True).values)
+    e = torch.exp(z - _row_max(z))
     return e / e.sum(dim=-1, keepdim=True)
 
 
 def _log_softmax_scratch(z: torch.Tensor) -> torch.Tensor:
-    shifted = z - z.max(dim=-1, keepdim=True).values
+    shifted = z - _row_max(z)
     return shifted - torch.log(torch.exp(shifted).sum(dim=-1, keepdim=True))
+
+
+def _row_max(z: torch.Tensor) -> torch.Tensor:
+    """The max that is subtracted, detached: the shift changes nothing, so its true gradient is
+    zero; through autograd it would add the rounding residual of a sum over every class
+    (up to n * eps / N) to the largest logit's gradient."""
+    return z.max(dim=-1, keepdim=True).values.detach()
 
 
 def _cross_entropy(z: torch.Tensor, y: torch.Tensor, reduction: str, impl: str) -> torch.Tensor:

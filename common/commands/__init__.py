@@ -1,5 +1,5 @@
 """The subcommands of ``crossframe``; each module has ``add_parser(subparsers)`` and ``run(args)``."""
 
-from . import datasets, evaluate, train
+from . import datasets, evaluate, parity, train
 
-COMMANDS = (train, evaluate, datasets)
+COMMANDS = (train, evaluate, parity, datasets)

@@ -1,0 +1,165 @@
+"""The NumPy Classifier: layers with hand-written backward passes and torch.optim's update rules.
+
+It computes in float64 by default and is the oracle the other backends are held to
+(``crossframe.parity``); ``NumpyClassifier(model, dtype="float32")`` computes in float32
+instead. Parameters and optimizer state leave and enter in the float32 exchange format,
+so a float64 run resumed from a checkpoint continues from its parameters rounded to float32.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...common.checks import check_finite, check_image_shape, check_labels
+from ...common.classifier import Classifier
+from ...common.errors import UserError
+from . import layers
+from .device import resolve_device
+from .models import build_network
+from .optim import SGD, Adam
+
+DTYPES = ("float64", "float32")
+
+# forward() on many images runs in chunks of this many: im2col keeps every patch of a
+# layer in memory at once (about 0.9 MB per 28x28 image for resnet's 16-channel layers).
+FORWARD_CHUNK = 256
+
+
+class NumpyClassifier(Classifier):
+    backend = "numpy"
+
+    def __init__(self, model: str, *, dtype: str | type | np.dtype = "float64", **hparams: Any) -> None:
+        super().__init__(model, **hparams)
+        if np.dtype(dtype).name not in DTYPES:
+            raise UserError(f"the NumPy backend computes in {' or '.join(DTYPES)}; got dtype {np.dtype(dtype).name}")
+        self.dtype = np.dtype(dtype)
+        self._device = resolve_device(self.hparams.device)
+        self.net = build_network(self.spec)
+        self.params = {name: np.zeros(shape, self.dtype) for name, shape in self.spec.param_shapes().items()}
+        self.set_params(self.initial_params())
+        self.optimizer = self.configure_optimizers()
+
+    # ------------------------------------------------------------------ the contract
+
+    def forward(self, X) -> np.ndarray:
+        X = self._images(X)
+        chunks = [self.net.forward(self.params, X[i:i + FORWARD_CHUNK])[0] for i in range(0, len(X), FORWARD_CHUNK)]
+        return np.concatenate(chunks) if chunks else np.zeros((0, self.num_classes), self.dtype)
+
+    def loss(self, Y_hat, Y) -> np.ndarray:
+        Y_hat, Y = self._logits(Y_hat), self._labels(Y)
+        return layers.cross_entropy(Y_hat, Y).mean()
+
+    def accuracy(self, Y_hat, Y, averaged: bool = True) -> np.ndarray:
+        Y_hat, Y = self._logits(Y_hat), self._labels(Y)
+        correct = (Y_hat.argmax(axis=1) == Y).astype(self.dtype)  # argmax: first maximum on ties
+        return correct.mean() if averaged else correct
+
+    def configure_optimizers(self) -> SGD | Adam:
+        h = self.hparams
+        if h.optimizer == "adam":
+            return Adam(self.params, lr=h.lr, weight_decay=h.weight_decay)
+        return SGD(self.params, lr=h.lr, momentum=h.momentum, weight_decay=h.weight_decay)
+
+    def training_step(self, batch) -> dict[str, np.ndarray]:
+        X, y = batch
+        return self._train_step(self._images(X), self._labels(y))
+
+    def validation_step(self, batch) -> dict[str, np.ndarray]:
+        X, y = batch
+        return self._eval_step(self._images(X), self._labels(y))
+
+    def gradients(self, batch) -> dict[str, np.ndarray]:
+        X, y = batch
+        _, _, grads = self._loss_and_gradients(self._images(X), self._labels(y))
+        return {name: grads[name].astype(np.float32) for name in self.params}
+
+    def get_params(self) -> dict[str, np.ndarray]:
+        return {name: p.astype(np.float32) for name, p in self.params.items()}
+
+    def set_params(self, params: dict[str, np.ndarray]) -> None:
+        params = self.check_params(params)
+        for name, p in self.params.items():
+            p[...] = params[name]  # in place: the optimizer holds these arrays
+
+    def get_optimizer_state(self) -> dict[str, np.ndarray]:
+        state: dict[str, np.ndarray] = {}
+        for name, p in self.params.items():
+            slots = self.optimizer.state[name]
+            for slot, key in self._state_slots():
+                buf = slots.get(key)
+                state[f"{slot}.{name}"] = np.zeros(p.shape, np.float32) if buf is None else buf.astype(np.float32)
+            if self.hparams.optimizer == "adam":
+                state["step"] = np.asarray(int(slots.get("step", 0)), dtype=np.int64)
+        return state
+
+    def set_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
+        for name in self.params:
+            slots = self.optimizer.state[name]
+            for slot, key in self._state_slots():
+                slots[key] = np.asarray(state[f"{slot}.{name}"], self.dtype).copy()
+            if self.hparams.optimizer == "adam":
+                slots["step"] = int(state["step"])
+
+    @staticmethod
+    def to_numpy(x) -> np.ndarray:
+        return np.asarray(x)
+
+    @property
+    def device(self) -> str:
+        return self._device
+
+    @staticmethod
+    def framework_versions() -> dict[str, str]:
+        return {"numpy": np.__version__}
+
+    # ------------------------------------------------------------------ epoch loops
+
+    def _train_step(self, X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+        logits, loss, grads = self._loss_and_gradients(X, y)
+        self.optimizer.step(grads)
+        return _metrics(logits, y, loss)
+
+    def _eval_step(self, X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+        logits, _ = self.net.forward(self.params, X)
+        return _metrics(logits, y, layers.cross_entropy(logits, y).mean())
+
+    def _loss_and_gradients(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+        """Logits, mean loss and d(mean loss)/d(each parameter): the forward pass, then the
+        backward pass from the fused loss layer's gradient, divided by N for the mean."""
+        logits, caches = self.net.forward(self.params, X)
+        losses, dlogits = layers.softmax_cross_entropy(logits, y)
+        _, grads = self.net.backward(self.params, caches, dlogits / len(y), need_dx=False)
+        return logits, losses.mean(), grads
+
+    # ------------------------------------------------------------------ conversions
+
+    def _state_slots(self) -> list[tuple[str, str]]:
+        """(exchange-format slot, optimizer state key) pairs for this optimizer."""
+        if self.hparams.optimizer == "adam":
+            return [("exp_avg", "exp_avg"), ("exp_avg_sq", "exp_avg_sq")]
+        return [("momentum", "momentum_buffer")] if self.hparams.momentum else []
+
+    def _images(self, X) -> np.ndarray:
+        X = check_finite(X, what="images")
+        check_image_shape(X.shape, self.spec.input_shape, self.model)
+        return np.ascontiguousarray(X, dtype=self.dtype)
+
+    def _logits(self, Y_hat) -> np.ndarray:
+        Y_hat = check_finite(Y_hat, what="logits")
+        if Y_hat.ndim != 2 or Y_hat.shape[1] != self.num_classes:
+            raise ValueError(f"logits must have shape (N, {self.num_classes}); got {tuple(Y_hat.shape)}")
+        return Y_hat.astype(self.dtype, copy=False)
+
+    def _labels(self, Y) -> np.ndarray:
+        Y = check_labels(Y, self.num_classes)
+        if Y.ndim != 1:
+            raise ValueError(f"labels must be a vector of class indices; got shape {Y.shape}")
+        return Y
+
+
+def _metrics(logits: np.ndarray, y: np.ndarray, loss: np.ndarray) -> dict[str, np.ndarray]:
+    correct = (logits.argmax(axis=1) == y).sum()
+    return {"loss": loss, "accuracy": correct / y.shape[0], "correct": correct}

@@ -1,0 +1,98 @@
+"""``crossframe parity``: every backend against the float64 reference, one table per model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .. import parity
+from ..checkpoint import write_json_atomic
+from ..classifier import DEVICES
+from ..errors import UserError
+from ..models import MODELS
+from ..precision import TF32_MODES
+from ..registry import available_backends, check_backend_name, load_backend
+from .options import dataset_name, positive_int
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser(
+        "parity",
+        help="check that the backends compute what the float64 NumPy reference computes",
+        description=(
+            "Run every backend and the float64 NumPy reference from the same initial parameters on "
+            "the same Fashion-MNIST batches and print, per model, the largest differences in logits, "
+            "loss, each parameter's gradient, the parameters after two SGD-momentum and two Adam "
+            "steps, tie-breaking, and the parameters after --steps training steps, each against its "
+            "documented tolerance (README.md, 'Tolerances'). Exit code 0 only if every check passes."
+        ),
+    )
+    parser.add_argument("--backends", type=_names, metavar="A,B",
+                        help="backends to check (default: every installed one but the reference)")
+    parser.add_argument("--models", type=_models, default=list(MODELS), metavar="all|A,B",
+                        help="models to check (default: all)")
+    parser.add_argument("--device", default="auto", choices=DEVICES,
+                        help="where the checked backends run; the reference always runs on the CPU (default: auto)")
+    parser.add_argument("--steps", type=positive_int, default=100,
+                        help="training steps of the last check; its tolerance is set for 100 (default: 100)")
+    parser.add_argument("--seed", type=int, default=0, help="initial parameters and batch order (default: 0)")
+    parser.add_argument("--tf32", default="default", choices=TF32_MODES,
+                        help="TF32 for float32 matrix products on GPUs: on, off, or each framework's default "
+                             "(default: default); no effect on a CPU")
+    parser.add_argument("--batch-size", type=positive_int, default=20, help="default: 20")
+    parser.add_argument("--dataset", default="fashion-mnist", type=dataset_name, metavar="NAME|DIR",
+                        help="fashion-mnist (default), mnist, kmnist, or a folder with the four IDX files")
+    parser.add_argument("--data-dir", metavar="DIR", help="look here first for the dataset files")
+    parser.add_argument("--no-download", dest="download", action="store_false",
+                        help="never download; fail with a message saying where to put the files")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write every figure to FILE as JSON")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...data import load_data
+
+    reference = parity.reference_backend()
+    backends = args.backends or [b for b in available_backends() if b != reference]
+    for name in backends:
+        if name == reference:
+            raise UserError(f"{name} is the reference every backend is compared with; leave it out of --backends")
+        load_backend(name)  # a missing framework fails here, naming the pip extra
+    if not backends:
+        raise UserError(f"no backend to compare with the reference ({reference}): install torch, jax or tf")
+    data = load_data(args.dataset, data_dir=args.data_dir, batch_size=args.batch_size, seed=args.seed,
+                     limit_train=min(max(args.steps, 2) * args.batch_size, 60_000), limit_val=1,
+                     download=args.download)
+    print(f"parity of {', '.join(backends)} against {reference}: {len(args.models)} models, {data.name}, "
+          f"{args.steps} training steps of batch {args.batch_size}, seed {args.seed}, device {args.device}, "
+          f"tf32 {args.tf32}\n", flush=True)
+
+    def show(result: parity.ParityRun, model: str) -> None:
+        print(parity.format_run(result, [model]) + "\n", flush=True)
+
+    result = parity.run(backends, args.models, data, steps=args.steps, device=args.device, seed=args.seed,
+                        tf32_mode=args.tf32, on_model=show)
+    print(parity.format_summary(result))
+    if args.json:
+        write_json_atomic(args.json, {**result.to_dict(), "dataset": data.name})
+        print(f"figures written to {args.json}")
+    return 0 if result.passed else 1
+
+
+def _names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    try:
+        return [check_backend_name(name) for name in names]
+    except UserError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _models(text: str) -> list[str]:
+    if text == "all":
+        return list(MODELS)
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in MODELS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown model {', '.join(unknown) or text!r}; "
+                                         f"choose all or some of: {', '.join(MODELS)}")
+    return names
