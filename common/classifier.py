@@ -228,6 +228,18 @@ class Classifier(abc.ABC):
         """Read parameters saved by any backend from ``path``."""
         self.set_params(checkpoint.load_params(path))
 
+    def checkpoint_state(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(parameters, optimizer state) at the precision the backend computes in, for a
+        checkpoint that resumes exactly. For float32 backends this is the exchange format;
+        a float64 backend keeps float64 here (its ``get_params`` rounds to float32)."""
+        return self.get_params(), self.get_optimizer_state()
+
+    def restore_state(self, params: dict[str, np.ndarray], optimizer_state: dict[str, np.ndarray] | None) -> None:
+        """Load what :meth:`checkpoint_state` gave (``None``: keep the fresh optimizer)."""
+        self.set_params(params)
+        if optimizer_state is not None:
+            self.set_optimizer_state(optimizer_state)
+
     def check_params(self, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``params`` as float32 arrays if names and shapes match this model's spec."""
         return checkpoint.check_params(params, self.spec)

@@ -8,7 +8,8 @@ optimizer state and the history — also goes into ONE file, ``checkpoint.npz``,
 first; the files meant for people and other tools follow:
 
 - ``config.json``     the hyperparameters, the data, the backend, versions (at the start)
-- ``checkpoint.npz``  ``epoch``, ``params/<name>``, ``optimizer/<key>``, ``history`` (JSON)
+- ``checkpoint.npz``  ``epoch``, ``params/<name>``, ``optimizer/<key>``, ``history`` (JSON), at the
+                      backend's own precision (float64 for the NumPy backend), so a resume is exact
 - ``params.npz``      the parameters (exchange format: any backend loads them)
 - ``optimizer.npz``   the optimizer state (exchange format, common/checkpoint.py)
 - ``metrics.jsonl``   one JSON object per completed epoch
@@ -92,13 +93,13 @@ class RunFolder:
         bundle = {
             "epoch": np.asarray(state.epoch, dtype=np.int64),
             "history": np.asarray(json.dumps(state.history, sort_keys=True)),
-            **{f"params/{name}": np.asarray(v, np.float32) for name, v in state.params.items()},
+            **{f"params/{name}": np.asarray(v) for name, v in state.params.items()},  # at full precision
             **{f"optimizer/{name}": np.asarray(v) for name, v in state.optimizer.items()},
         }
         with interrupts_deferred(), self._writing("write the files of epoch %d in" % state.epoch):
             checkpoint.save_arrays(self.path / "checkpoint.npz", bundle)
             checkpoint.save_params(self.path / "params.npz", state.params)
-            checkpoint.save_arrays(self.path / "optimizer.npz", state.optimizer)
+            checkpoint.save_arrays(self.path / "optimizer.npz", _float32(state.optimizer))
             checkpoint.write_text_atomic(self.path / "metrics.jsonl", lines)
             if state.history:
                 plot_curves({label: state.history}, self.path / "curves.png", title=title)
@@ -193,3 +194,8 @@ def same_run_mismatches(saved: dict[str, Any], current: dict[str, Any]) -> list[
 def _plain(value):
     """JSON's view of a value (tuples become lists), so a saved and a live config compare."""
     return json.loads(json.dumps(value))
+
+
+def _float32(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The exchange format's precision: float arrays as float32, counters as they are."""
+    return {k: v.astype(np.float32) if np.asarray(v).dtype.kind == "f" else v for k, v in arrays.items()}

@@ -219,9 +219,8 @@ class Trainer:
             raise UserError(
                 f"{self.out_dir} already holds {state.epoch} epochs, more than the {self.max_epochs} asked for"
             )
-        classifier.set_params(state.params)
-        if state.epoch > 0:  # epoch 0 holds the fresh optimizer's state: keep the fresh optimizer
-            classifier.set_optimizer_state(state.optimizer)
+        # epoch 0 holds the fresh optimizer's state: keep the fresh optimizer
+        classifier.restore_state(state.params, state.optimizer if state.epoch > 0 else None)
         self.history = list(state.history)
         folder.remove_stale_temporaries()
         config["epochs"] = self.max_epochs
@@ -237,7 +236,7 @@ class Trainer:
     def _save(self, classifier: Classifier, epoch: int) -> None:
         if self.out_dir is None:
             return
-        state = Checkpoint(epoch, classifier.get_params(), classifier.get_optimizer_state(), list(self.history))
+        state = Checkpoint(epoch, *classifier.checkpoint_state(), list(self.history))
         with interrupts_deferred():  # a Ctrl-C while saving counts the epoch as saved: it is
             RunFolder(self.out_dir).save(state, title=_title(classifier), label=classifier.backend)
             self._saved_epoch = epoch

@@ -192,7 +192,9 @@ def test_ctrl_c_keeps_the_last_epoch_and_says_how_to_resume(backend, small_data,
     saved = int(match.group(4) or 1)
     # Ctrl-C waits for the files of an epoch to be written: every file holds the same epoch.
     assert check_run_folder(run) == saved == len(read_metrics(run))
-    assert_same_arrays(load_npz(run / "params.npz"), RunFolder(run).read_checkpoint().params)
+    # params.npz is the exchange format: the checkpoint's parameters rounded to float32
+    exact = RunFolder(run).read_checkpoint().params
+    assert_same_arrays(load_npz(run / "params.npz"), {k: v.astype(np.float32) for k, v in exact.items()})
 
 
 # ------------------------------------------------------------------ divergence

@@ -85,15 +85,7 @@ class NumpyClassifier(Classifier):
             p[...] = params[name]  # in place: the optimizer holds these arrays
 
     def get_optimizer_state(self) -> dict[str, np.ndarray]:
-        state: dict[str, np.ndarray] = {}
-        for name, p in self.params.items():
-            slots = self.optimizer.state[name]
-            for slot, key in self._state_slots():
-                buf = slots.get(key)
-                state[f"{slot}.{name}"] = np.zeros(p.shape, np.float32) if buf is None else buf.astype(np.float32)
-            if self.hparams.optimizer == "adam":
-                state["step"] = np.asarray(int(slots.get("step", 0)), dtype=np.int64)
-        return state
+        return self._optimizer_state(np.float32)
 
     def set_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
         for name in self.params:
@@ -102,6 +94,18 @@ class NumpyClassifier(Classifier):
                 slots[key] = np.asarray(state[f"{slot}.{name}"], self.dtype).copy()
             if self.hparams.optimizer == "adam":
                 slots["step"] = int(state["step"])
+
+    def checkpoint_state(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Parameters and optimizer buffers at the backend's own precision (float64 by default):
+        ``get_params`` rounds to the float32 exchange format, which would make a resume inexact."""
+        return {name: p.copy() for name, p in self.params.items()}, self._optimizer_state(self.dtype)
+
+    def restore_state(self, params: dict[str, np.ndarray], optimizer_state: dict[str, np.ndarray] | None) -> None:
+        self.check_params(params)  # names and shapes
+        for name, p in self.params.items():
+            p[...] = np.asarray(params[name], self.dtype)
+        if optimizer_state is not None:
+            self.set_optimizer_state(optimizer_state)
 
     @staticmethod
     def to_numpy(x) -> np.ndarray:
@@ -117,11 +121,13 @@ class NumpyClassifier(Classifier):
 
     # ------------------------------------------------------------------ epoch loops
 
+    @np.errstate(over="ignore", invalid="ignore")  # a diverging run overflows: the Trainer reports it
     def _train_step(self, X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         logits, loss, grads = self._loss_and_gradients(X, y)
         self.optimizer.step(grads)
         return _metrics(logits, y, loss)
 
+    @np.errstate(over="ignore", invalid="ignore")
     def _eval_step(self, X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         logits, _ = self.net.forward(self.params, X)
         return _metrics(logits, y, layers.cross_entropy(logits, y).mean())
@@ -141,6 +147,18 @@ class NumpyClassifier(Classifier):
         if self.hparams.optimizer == "adam":
             return [("exp_avg", "exp_avg"), ("exp_avg_sq", "exp_avg_sq")]
         return [("momentum", "momentum_buffer")] if self.hparams.momentum else []
+
+    def _optimizer_state(self, dtype) -> dict[str, np.ndarray]:
+        """The optimizer's buffers in the exchange format's names, as ``dtype`` copies."""
+        state: dict[str, np.ndarray] = {}
+        for name, p in self.params.items():
+            slots = self.optimizer.state[name]
+            for slot, key in self._state_slots():
+                buf = slots.get(key)
+                state[f"{slot}.{name}"] = np.zeros(p.shape, dtype) if buf is None else buf.astype(dtype)
+            if self.hparams.optimizer == "adam":
+                state["step"] = np.asarray(int(slots.get("step", 0)), dtype=np.int64)
+        return state
 
     def _images(self, X) -> np.ndarray:
         X = check_finite(X, what="images")
