@@ -1,5 +1,5 @@
 """The subcommands of ``crossframe``; each module has ``add_parser(subparsers)`` and ``run(args)``."""
 
-from . import datasets, train
+from . import bench, compare, datasets, train
 
-COMMANDS = (train, datasets)
+COMMANDS = (train, compare, bench, datasets)

@@ -1,0 +1,210 @@
+"""``crossframe bench``: steady-state training epochs per backend, model and batch size, timed in
+the same run as two references: the classic tutorial pipeline and Keras 3 on each framework.
+
+Every run is its own worker process (kinds ``epochs``, ``classic``, ``keras``); the runs of
+one model and batch size follow each other, so the ratios compare runs taken minutes apart,
+under the same load. ``bench.json`` follows :data:`.schemas.BENCH_SCHEMA`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ...data import load_data
+from ..checkpoint import write_text_atomic
+from ..models import RECIPES
+from ..runinfo import now
+from .frameworks import FRAMEWORK_OF_BACKEND, KERAS_BACKENDS
+from .jobs import run_job
+from .machine import describe_machine, machine_line
+from .schemas import BENCH_SCHEMA_ID, write_report
+from .tables import fmt, markdown_table, mib, ratio, versions_line
+from .timing import steady_state
+
+REFERENCES = ("classic", *(f"keras-{name}" for name in KERAS_BACKENDS))
+
+
+@dataclass
+class BenchOptions:
+    backends: list[str]
+    models: list[str]
+    batch_sizes: list[int]
+    references: list[str]
+    epochs: int = 2
+    device: str = "auto"
+    dataset: str = "fashion-mnist"
+    data_dir: str | None = None
+    limit_train: int | None = None
+    seed: int = 0
+    download: bool = True
+    timeout: float | None = None
+
+
+def run_bench(opts: BenchOptions, out: Path | None, *, command: str,
+              echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run every job, print nothing but progress; return (and with ``out``, write) the report."""
+    data = load_data(opts.dataset, data_dir=opts.data_dir, limit_train=opts.limit_train, limit_val=1,
+                     download=opts.download, seed=opts.seed)  # fail fast, download once
+    config = {"backends": opts.backends, "models": opts.models, "batch_sizes": opts.batch_sizes,
+              "references": opts.references, "epochs": opts.epochs, "device": opts.device, "dataset": data.name,
+              "train_examples": len(data.train.y), "seed": opts.seed}
+    started, machine = now(), describe_machine()
+    with tempfile.TemporaryDirectory(prefix="crossframe-bench-") as scratch:
+        runs_dir = (out / "runs") if out is not None else Path(scratch)
+        runs = [_run(opts, model, batch_size, name, runs_dir, echo)
+                for model in opts.models for batch_size in opts.batch_sizes
+                for name in (*opts.backends, *opts.references)]
+    add_ratios(runs)
+    report = {"schema": BENCH_SCHEMA_ID, "command": command, "started": started, "finished": now(),
+              "config": config, "machine": machine, "runs": runs, "targets": targets(runs, config)}
+    if out is not None:
+        write_report(out / "bench.json", report)
+        write_text_atomic(out / "bench.md", render_report(report))
+    return report
+
+
+def _run(opts: BenchOptions, model: str, batch_size: int, name: str, runs_dir: Path, echo) -> dict[str, Any]:
+    kind = "classic" if name == "classic" else "keras" if name.startswith("keras-") else "crossframe"
+    framework = {"classic": "torch", "keras": name.removeprefix("keras-")}.get(kind) or FRAMEWORK_OF_BACKEND[name]
+    recipe = RECIPES[model]
+    args = {"model": model, "device": opts.device, "seed": opts.seed, "dataset": opts.dataset,
+            "data_dir": opts.data_dir, "batch_size": batch_size, "limit_train": opts.limit_train, "limit_val": 1,
+            "download": False, "progress": False, "lr": recipe.lr, "momentum": recipe.momentum,
+            "weight_decay": 0.0, "optimizer": "sgd"}
+    job = {"kind": {"crossframe": "epochs"}.get(kind, kind), "backend": name, "framework": framework,
+           "epochs": opts.epochs, "args": args}
+    env = {"KERAS_BACKEND": framework} if kind == "keras" else {}
+    if opts.device == "cpu" and kind != "crossframe":  # the references have no device flag: hide the GPUs
+        env |= {"CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu"}
+    label = f"{model} b{batch_size} {name}"
+    echo(f"== {label}")
+    result = run_job(job, runs_dir / f"{model}-b{batch_size}-{name}", env=env, timeout=opts.timeout,
+                     echo=lambda line: echo(f"[{label}] {line}"))
+    if result["status"] != "ok":
+        echo(f"[{label}] {result['status']}: {result['error']}")
+    seconds = result.get("epoch_seconds", [])
+    return {
+        "name": name, "kind": kind, "framework": framework, "model": model, "batch_size": batch_size,
+        "status": result["status"], "error": result.get("error"), "device": result.get("device"),
+        "versions": result.get("versions", {}),
+        "detail": {key: result[key] for key in ("transforms", "jit_compile", "keras_backend") if key in result},
+        "epoch_seconds": seconds,
+        **steady_state(seconds, result.get("train_examples") or 0),
+        "train_loss": result.get("train_loss"), "train_acc": result.get("train_acc"),
+        **{key: result.get(key) for key in ("peak_rss_bytes", "peak_device_bytes", "import_seconds",
+                                            "setup_seconds", "wall_seconds", "log")},
+        "keras_reference": f"keras-{framework}" if kind == "crossframe" and framework in KERAS_BACKENDS else None,
+        "vs_classic": None, "vs_keras": None,
+    }
+
+
+def add_ratios(runs: list[dict[str, Any]]) -> None:
+    """Speed-ups at steady state: the reference's epoch time over the run's (> 1 is faster)."""
+    steady = {(r["model"], r["batch_size"], r["name"]): r["steady_seconds"] for r in runs if r["status"] == "ok"}
+    for r in runs:
+        if r["status"] != "ok" or not r["steady_seconds"]:
+            continue
+        key = (r["model"], r["batch_size"])
+        if r["name"] != "classic" and steady.get((*key, "classic")):
+            r["vs_classic"] = steady[(*key, "classic")] / r["steady_seconds"]
+        if r["keras_reference"] and steady.get((*key, r["keras_reference"])):
+            r["vs_keras"] = steady[(*key, r["keras_reference"])] / r["steady_seconds"]
+
+
+# --------------------------------------------------------------------------- the issue's targets
+
+
+def targets(runs: list[dict[str, Any]], config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The CPU targets (mlp, batch 64, full Fashion-MNIST, steady state), checked where this run measured them."""
+    full = config["dataset"] == "fashion-mnist" and config["train_examples"] == 60_000
+    rows = [r for r in runs if r["kind"] == "crossframe" and r["model"] == "mlp" and r["batch_size"] == 64]
+    measured = [r for r in rows if r["vs_classic"] is not None]
+    missing = [r["name"] for r in rows if r["status"] != "ok"]
+    not_run = "" if rows else "mlp at batch 64 was not in this run"
+    scope = not_run or ("" if full else "only on full Fashion-MNIST (this run used "
+                                          f"{config['train_examples']:,} images of {config['dataset']})")
+    absent = f"; not measured: {', '.join(missing)}" if missing else ""
+
+    def target(text: str, values: list[tuple[str, float | None]], bound: float, best_only: bool = False) -> dict:
+        values = [(name, v) for name, v in values if v is not None]
+        if scope or not values:
+            return {"target": text, "met": None, "detail": scope or "no measurement"}
+        if best_only:
+            values = [max(values, key=lambda nv: nv[1])]
+        detail = ", ".join(f"{name} {v:.2f}x" for name, v in values) + absent
+        return {"target": text, "met": all(v >= bound for _, v in values), "detail": detail}
+
+    return [
+        target("fastest crossframe backend ≥ 3x faster than the classic pipeline",
+               [(r["name"], r["vs_classic"]) for r in measured], 3.0, best_only=True),
+        target("every crossframe backend ≥ 2x faster than the classic pipeline",
+               [(r["name"], r["vs_classic"]) for r in measured], 2.0),
+        target("every crossframe backend no slower than Keras 3 on the same framework",
+               [(r["name"], r["vs_keras"]) for r in rows if r["keras_reference"]], 1.0),
+    ]
+
+
+# --------------------------------------------------------------------------- tables and report
+
+
+def results_tables(report: dict[str, Any]) -> str:
+    runs = report["runs"]
+    gpu = any(r["peak_device_bytes"] for r in runs)
+    headers = ["run", "warm-up epoch s", "overhead s", "steady epoch s", "samples/s", "peak RSS MiB",
+               *(["peak GPU MiB"] if gpu else []), "vs classic", "vs Keras (same framework)", "status"]
+    parts = []
+    for model in report["config"]["models"]:
+        for batch_size in report["config"]["batch_sizes"]:
+            rows = [[_label(r), *_figures(r, gpu)] for r in runs if r["model"] == model and r["batch_size"] == batch_size]
+            parts.append(f"{model}, batch {batch_size}:\n\n" + markdown_table(headers, rows, numeric=slice(1, -1)))
+    return "\n\n".join(parts)
+
+
+def _figures(r: dict[str, Any], gpu: bool) -> list:
+    if r["status"] != "ok":  # partial figures of a run that did not finish would mislead
+        return [None] * (7 + gpu) + [f"{r['status']}: {r['error']}"]
+    return [fmt(r["warmup_seconds"], ".2f"), fmt(r["warmup_overhead_seconds"], ".2f"),
+            fmt(r["steady_seconds"], ".2f"), fmt(r["samples_per_second"], ",.0f"), mib(r["peak_rss_bytes"]),
+            *([mib(r["peak_device_bytes"])] if gpu else []), ratio(r["vs_classic"]), ratio(r["vs_keras"]), "ok"]
+
+
+def _label(run: dict[str, Any]) -> str:
+    if run["kind"] == "crossframe":
+        return f"crossframe {run['name']}"
+    if run["kind"] == "classic":
+        return "classic pipeline"
+    return f"Keras 3 ({run['framework']})"
+
+
+def targets_table(report: dict[str, Any]) -> str:
+    verdict = {True: "met", False: "MISSED", None: "not measured"}
+    return markdown_table(["target", "result", "figures"],
+                          [[t["target"], verdict[t["met"]], t["detail"]] for t in report["targets"]], numeric=slice(0))
+
+
+def render_report(report: dict[str, Any]) -> str:
+    c = report["config"]
+    versions: dict[str, str] = {}
+    for r in report["runs"]:
+        versions |= r["versions"]
+    notes = sorted({f"Keras 3 ({r['framework']}): jit_compile={r['detail']['jit_compile']}" for r in report["runs"]
+                    if "jit_compile" in r["detail"]}
+                   | {f"classic pipeline transforms: {r['detail']['transforms']}" for r in report["runs"]
+                      if "transforms" in r["detail"]})
+    return "\n\n".join([
+        "# crossframe bench",
+        f"Command: `{report['command']}`  \nStarted {report['started']}, finished {report['finished']}.  \n"
+        f"Machine: {machine_line(report['machine'])}.  \n"
+        f"Data: {c['train_examples']:,} training images of {c['dataset']}; {c['epochs']} epochs per run, "
+        f"device {c['device']}.  \nLibraries: {versions_line(versions | {'numpy': report['machine']['numpy']})}.",
+        "Steady epoch: the median of the epochs after the first. Overhead: the first epoch minus the steady one "
+        "(compilation and warm-up). vs classic / vs Keras: the reference's steady epoch over this run's "
+        "(higher is faster). Peak RSS: the worker process's high-water mark. Each run is its own process.",
+        results_tables(report),
+        "## Targets (mlp, batch 64, full Fashion-MNIST, steady state)",
+        targets_table(report),
+        *(["Notes: " + "; ".join(notes) + "."] if notes else []),
+    ]) + "\n"

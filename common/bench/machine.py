@@ -1,0 +1,42 @@
+"""The machine a comparison or benchmark ran on, in more detail than config.json needs."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+from ..runinfo import machine
+
+
+def describe_machine() -> dict[str, object]:
+    """runinfo.machine() plus the CPU's name, the memory, and the load when the run started
+    (a loaded machine makes timings noisy: the load average says how loaded)."""
+    info = dict(machine())
+    info["cpu"] = _cpu_name()
+    info["memory_gib"] = _memory_gib()
+    info["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    return info
+
+
+def machine_line(info: dict) -> str:
+    load = info.get("load_average")
+    return (f"{info.get('cpu') or info.get('processor')}, {info.get('cpu_count')} cores, "
+            f"{info.get('memory_gib') or '?'} GiB; {info.get('platform')}; Python {info.get('python')}"
+            + (f"; load average {load[0]:.2f} at the start" if load else ""))
+
+
+def _cpu_name() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -1,0 +1,38 @@
+"""Timing epochs, and what "steady state" means in every table.
+
+The first epoch is the warm-up: it pays for compilation (JAX, TensorFlow, Keras), allocator
+growth and cold caches. The steady epoch is the median of the epochs after it; the warm-up
+overhead is the first epoch minus the steady one (compilation included).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any, Callable
+
+
+def timed_epochs(run_epoch: Callable[[int], Any], epochs: int, echo: Callable[[str], None], result: dict) -> None:
+    """Call ``run_epoch(epoch)`` for epochs 0..epochs-1, appending each one's seconds to
+    ``result["epoch_seconds"]`` as it finishes (so a failure keeps the epochs before it)."""
+    seconds = result.setdefault("epoch_seconds", [])
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        run_epoch(epoch)
+        seconds.append(time.perf_counter() - start)
+        echo(f"epoch {epoch + 1}/{epochs}: {seconds[-1]:.2f} s")
+
+
+def steady_state(seconds: list[float], examples: int) -> dict[str, float | None]:
+    """Warm-up epoch, steady epoch, overhead and steady samples/s from per-epoch seconds."""
+    if not seconds:
+        return {"warmup_seconds": None, "steady_seconds": None, "warmup_overhead_seconds": None,
+                "samples_per_second": None}
+    warmup = seconds[0]
+    steady = statistics.median(seconds[1:]) if len(seconds) > 1 else None
+    return {
+        "warmup_seconds": warmup,
+        "steady_seconds": steady,
+        "warmup_overhead_seconds": None if steady is None else warmup - steady,
+        "samples_per_second": None if steady is None else examples / steady,
+    }
