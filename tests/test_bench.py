@@ -9,14 +9,13 @@ import os
 import subprocess
 import sys
 
-import pytest
-from jsonschema import Draft202012Validator
-
 import crossframe
+import pytest
 from crossframe.common.bench.bench import add_ratios, targets
 from crossframe.common.bench.schemas import BENCH_SCHEMA
 from crossframe.common.bench.timing import steady_state
 from crossframe.common.commands.options import comma_list
+from jsonschema import Draft202012Validator
 
 
 def test_the_schema_is_a_valid_json_schema():

@@ -9,12 +9,11 @@ import sys
 
 import numpy as np
 import pytest
-from jsonschema import Draft202012Validator
-
 from crossframe.common.bench.compare import summarise
 from crossframe.common.bench.jobs import run_job
 from crossframe.common.bench.schemas import COMPARE_SCHEMA
 from crossframe.common.checkpoint import save_params
+from jsonschema import Draft202012Validator
 
 TINY = ["--limit-train", "500", "--limit-val", "200", "--no-download"]
 
@@ -107,8 +106,8 @@ def test_a_run_that_fails_midway_keeps_its_finished_epochs(tmp_path):
 
 
 def test_a_worker_that_dies_is_reported_with_its_last_words(tmp_path):
-    crash = [sys.executable, "-c", "import sys; print('half way', flush=True); "
-             "sys.stderr.write('Fatal Python error: Segmentation fault\\n'); sys.exit(-11 % 256)"]
+    crash = [sys.executable, "-c", ("import sys; print('half way', flush=True); "
+                                    "sys.stderr.write('Fatal Python error: Segmentation fault\\n'); sys.exit(245)")]
     lines = []
     result = run_job({"kind": "train"}, tmp_path / "run", argv=crash, echo=lines.append)
     assert result["status"] == "failed"

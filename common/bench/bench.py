@@ -19,7 +19,7 @@ from ..models import RECIPES
 from ..runinfo import now
 from .frameworks import FRAMEWORK_OF_BACKEND, KERAS_BACKENDS
 from .jobs import run_job
-from .machine import describe_machine, machine_line
+from .machine import describe_machine, run_header
 from .schemas import BENCH_SCHEMA_ID, write_report
 from .tables import fmt, markdown_table, mib, ratio, versions_line
 from .timing import steady_state
@@ -196,13 +196,12 @@ def render_report(report: dict[str, Any]) -> str:
                       if "transforms" in r["detail"]})
     return "\n\n".join([
         "# crossframe bench",
-        f"Command: `{report['command']}`  \nStarted {report['started']}, finished {report['finished']}.  \n"
-        f"Machine: {machine_line(report['machine'])}.  \n"
-        f"Data: {c['train_examples']:,} training images of {c['dataset']}; {c['epochs']} epochs per run, "
-        f"device {c['device']}.  \nLibraries: {versions_line(versions | {'numpy': report['machine']['numpy']})}.",
-        "Steady epoch: the median of the epochs after the first. Overhead: the first epoch minus the steady one "
-        "(compilation and warm-up). vs classic / vs Keras: the reference's steady epoch over this run's "
-        "(higher is faster). Peak RSS: the worker process's high-water mark. Each run is its own process.",
+        (f"{run_header(report)}  \nData: {c['train_examples']:,} training images of {c['dataset']}; "
+         f"{c['epochs']} epochs per run, device {c['device']}.  \n"
+         f"Libraries: {versions_line(versions | {'numpy': report['machine']['numpy']})}."),
+        ("Steady epoch: the median of the epochs after the first. Overhead: the first epoch minus the steady one "
+         "(compilation and warm-up). vs classic / vs Keras: the reference's steady epoch over this run's "
+         "(higher is faster). Peak RSS: the worker process's high-water mark. Each run is its own process."),
         results_tables(report),
         "## Targets (mlp, batch 64, full Fashion-MNIST, steady state)",
         targets_table(report),

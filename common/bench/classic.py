@@ -24,7 +24,6 @@ from ...data import read_idx
 from ..commands.options import classifier_kwargs, load_data_from_args
 from ..registry import classifier
 from .timing import timed_epochs
-from .worker import echo
 
 try:  # pragma: no cover - depends on the machine
     from torchvision import transforms
@@ -94,4 +93,4 @@ def time_epochs(job: dict[str, Any], folder: Path, result: dict[str, Any]) -> No
     device = next(clf.net.parameters()).device
     result.update(device=str(device), versions={"torch": torch.__version__}, transforms=TRANSFORMS,
                   train_examples=len(data.train.y))
-    timed_epochs(lambda epoch: train_epoch(clf.net, loader, clf.optimizer, device), job["epochs"], echo, result)
+    timed_epochs(lambda epoch: train_epoch(clf.net, loader, clf.optimizer, device), job["epochs"], result)

@@ -21,7 +21,7 @@ from ..plots import plot_curves
 from ..runinfo import now
 from .frameworks import FRAMEWORK_OF_BACKEND
 from .jobs import run_job
-from .machine import describe_machine, machine_line
+from .machine import describe_machine, run_header
 from .schemas import COMPARE_SCHEMA_ID, write_report
 from .tables import fmt, markdown_table, mib, versions_line
 
@@ -149,7 +149,7 @@ def diff_table(report: dict[str, Any]) -> str:
 def render_tables(report: dict[str, Any]) -> str:
     text = results_table(report)
     if report["reference_backend"]:
-        text += (f"\n\nLargest |parameter difference| from {report['reference_backend']} after each epoch "
+        text += (f"\n\nLargest absolute parameter difference from {report['reference_backend']} after each epoch "
                  f"(max over all parameters and entries):\n\n{diff_table(report)}")
     return text
 
@@ -162,12 +162,11 @@ def render_report(report: dict[str, Any], *, has_curves: bool) -> str:
     versions = [[b, r["device"], versions_line(r["versions"])] for b, r in report["backends"].items()]
     parts = [
         f"# crossframe compare: {c['model']} on {c['dataset']}",
-        f"Command: `{report['command']}`  \nStarted {report['started']}, finished {report['finished']}.  \n"
-        f"Machine: {machine_line(report['machine'])}.",
+        run_header(report),
         "## Results",
-        "Final epoch; s/epoch is the median of the epochs after the first (the first pays for compilation and "
-        "warm-up), or the only epoch; samples/s is training images over s/epoch; peak RSS is the worker "
-        "process's high-water mark (framework, data and model included).",
+        ("Final epoch; s/epoch is the median of the epochs after the first (the first pays for compilation and "
+         "warm-up), or the only epoch; samples/s is training images over s/epoch; peak RSS is the worker "
+         "process's high-water mark (framework, data and model included)."),
         render_tables(report),
     ]
     if has_curves:

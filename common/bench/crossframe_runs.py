@@ -11,8 +11,7 @@ from typing import Any
 from ..commands.options import classifier_kwargs, load_data_from_args
 from ..registry import classifier, load_backend
 from ..trainer import Trainer
-from .timing import timed_epochs
-from .worker import echo
+from .timing import echo, timed_epochs
 
 
 def _setup(job: dict[str, Any], result: dict[str, Any]):
@@ -52,4 +51,4 @@ def time_epochs(job: dict[str, Any], folder: Path, result: dict[str, Any]) -> No
         loss, acc = model.train_epoch(data.train_plan(epoch)).read()
         result.update(train_loss=loss, train_acc=acc)
 
-    timed_epochs(run_epoch, job["epochs"], echo, result)
+    timed_epochs(run_epoch, job["epochs"], result)

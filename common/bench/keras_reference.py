@@ -24,10 +24,22 @@ import numpy as np
 from ..commands.options import load_data_from_args, resolve_recipe
 from ..errors import DeviceUnavailable, UserError
 from ..init import init_params
-from ..models import (AvgPool2d, Conv2d, Flatten, GlobalAvgPool, Linear, MaxPool2d, ModelSpec, ReLU, Residual,
-                      Sigmoid, build_spec, output_shape)
+from ..models import (
+    AvgPool2d,
+    Conv2d,
+    Flatten,
+    GlobalAvgPool,
+    Linear,
+    MaxPool2d,
+    ModelSpec,
+    ReLU,
+    Residual,
+    Sigmoid,
+    build_spec,
+    output_shape,
+)
 from .frameworks import loaded_versions, sees_gpu
-from .worker import echo
+from .timing import echo
 
 
 def build_model(spec: ModelSpec, params: dict[str, np.ndarray]) -> keras.Model:

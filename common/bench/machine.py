@@ -26,6 +26,12 @@ def machine_line(info: dict) -> str:
             + (f"; load average {load[0]:.2f} at the start" if load else ""))
 
 
+def run_header(report: dict) -> str:
+    """The lines that open report.md and bench.md: the command, when, and on what."""
+    return (f"Command: `{report['command']}`  \nStarted {report['started']}, finished {report['finished']}.  \n"
+            f"Machine: {machine_line(report['machine'])}.")
+
+
 def _cpu_name() -> str:
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():

@@ -12,7 +12,12 @@ import time
 from typing import Any, Callable
 
 
-def timed_epochs(run_epoch: Callable[[int], Any], epochs: int, echo: Callable[[str], None], result: dict) -> None:
+def echo(line: str) -> None:
+    """A worker's progress line for the parent, which passes it on as it comes."""
+    print(line, flush=True)
+
+
+def timed_epochs(run_epoch: Callable[[int], Any], epochs: int, result: dict) -> None:
     """Call ``run_epoch(epoch)`` for epochs 0..epochs-1, appending each one's seconds to
     ``result["epoch_seconds"]`` as it finishes (so a failure keeps the epochs before it)."""
     seconds = result.setdefault("epoch_seconds", [])

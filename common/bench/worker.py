@@ -64,10 +64,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if result["status"] == "ok" else 1
 
 
-def echo(line: str) -> None:
-    """A progress line for the parent, which passes it on as it comes."""
-    print(line, flush=True)
-
-
 if __name__ == "__main__":
     raise SystemExit(main())
