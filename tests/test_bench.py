@@ -147,3 +147,15 @@ def test_the_keras_reference_is_the_same_network(tmp_path):
     assert report["backend"] == "torch"
     assert set(report["diffs"]) == set(crossframe.MODELS)
     assert all(diff <= 1e-5 for diff in report["diffs"].values()), report["diffs"]
+
+
+def test_gpu_targets_appear_only_for_gpu_runs():
+    cpu_only = [_run("torch", "crossframe", 1.0) | {"device": "cpu"}]
+    assert all("GPU" not in t["target"] for t in targets(cpu_only, {"dataset": "fashion-mnist",
+                                                                    "train_examples": 60_000}))
+    gpu = [_run("torch", "crossframe", 0.15) | {"device": "cuda:0"}, _run("jax", "crossframe", 0.25) | {"device": "gpu"},
+           _run("torch", "crossframe", 0.3, model="cnn") | {"device": "cuda:0"}]
+    by_text = {t["target"]: t for t in targets(gpu, {"dataset": "fashion-mnist", "train_examples": 60_000})}
+    mlp = by_text["torch and JAX mlp epoch ≤ 0.2 s at batch 64 on an H100 (GPU)"]
+    assert mlp["met"] is False and mlp["detail"] == "torch 0.150 s on cuda:0, jax 0.250 s on gpu"
+    assert by_text["torch and JAX cnn epoch ≤ 0.4 s at batch 64 on an H100 (GPU)"]["met"] is True
