@@ -29,6 +29,8 @@ REFERENCES = ("classic", *(f"keras-{name}" for name in KERAS_BACKENDS))
 
 @dataclass
 class BenchOptions:
+    """What ``crossframe bench`` runs: every model x batch size x (backends, then references)."""
+
     backends: list[str]
     models: list[str]
     batch_sizes: list[int]

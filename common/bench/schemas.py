@@ -24,7 +24,7 @@ _VERSIONS = {"type": "object", "additionalProperties": {"type": "string"}}
 _MACHINE = {
     "type": "object",
     "required": ["python", "platform", "processor", "cpu_count", "numpy", "crossframe", "cpu", "memory_gib",
-                 "load_average"],
+                 "load_average", "environment"],
 }
 
 
