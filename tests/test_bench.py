@@ -41,7 +41,8 @@ def test_bench_times_backends_and_both_references(fashion_dir, tmp_path, env_blo
     for name in ("torch", "classic", "keras-tensorflow", "keras-jax", "keras-torch"):
         run = runs[name]
         assert run["status"] == "ok", (name, run["error"])
-        assert len(run["epoch_seconds"]) == 2 and run["steady_seconds"] == run["epoch_seconds"][1]
+        assert len(run["epoch_seconds"]) == 1 and len(run["epoch_seconds"][0]) == 2  # one round of two epochs
+        assert run["steady_seconds"] == run["epoch_seconds"][0][1]
         assert run["samples_per_second"] == pytest.approx(512 / run["steady_seconds"])
         assert run["device"] == "cpu" and run["peak_rss_bytes"] > 0
     for framework in ("tensorflow", "jax", "torch"):  # each Keras run used the framework it was given
@@ -89,9 +90,14 @@ def test_ratios_and_targets_on_the_full_dataset():
 
 
 def test_steady_state_is_the_median_after_the_warm_up():
-    figures = steady_state([9.0, 2.0, 4.0, 3.0], examples=600)
+    figures = steady_state([[9.0, 2.0, 4.0, 3.0]], examples=600)
     assert figures == {"warmup_seconds": 9.0, "steady_seconds": 3.0, "warmup_overhead_seconds": 6.0,
                        "samples_per_second": 200.0}
+
+
+def test_steady_state_over_rounds_pools_the_epochs_after_each_warm_up():
+    figures = steady_state([[9.0, 2.0, 6.0], [7.0, 3.0, 3.5], [8.0]], examples=600)  # the third round: one epoch
+    assert figures["warmup_seconds"] == 8.0 and figures["steady_seconds"] == 3.25
 
 
 @pytest.mark.parametrize(("text", "error"), [

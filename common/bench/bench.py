@@ -36,6 +36,7 @@ class BenchOptions:
     batch_sizes: list[int]
     references: list[str]
     epochs: int = 2
+    rounds: int = 1
     device: str = "auto"
     dataset: str = "fashion-mnist"
     data_dir: str | None = None
@@ -51,14 +52,19 @@ def run_bench(opts: BenchOptions, out: Path | None, *, command: str,
     data = load_data(opts.dataset, data_dir=opts.data_dir, limit_train=opts.limit_train, limit_val=1,
                      download=opts.download, seed=opts.seed)  # fail fast, download once
     config = {"backends": opts.backends, "models": opts.models, "batch_sizes": opts.batch_sizes,
-              "references": opts.references, "epochs": opts.epochs, "device": opts.device, "dataset": data.name,
-              "train_examples": len(data.train.y), "seed": opts.seed}
+              "references": opts.references, "epochs": opts.epochs, "rounds": opts.rounds, "device": opts.device,
+              "dataset": data.name, "train_examples": len(data.train.y), "seed": opts.seed}
     started, machine = now(), describe_machine()
+    runs = []
     with tempfile.TemporaryDirectory(prefix="crossframe-bench-") as scratch:
         runs_dir = (out / "runs") if out is not None else Path(scratch)
-        runs = [_run(opts, model, batch_size, name, runs_dir, echo)
-                for model in opts.models for batch_size in opts.batch_sizes
-                for name in (*opts.backends, *opts.references)]
+        for model in opts.models:
+            for batch_size in opts.batch_sizes:
+                names = (*opts.backends, *opts.references)
+                rounds = [[_run_once(opts, model, batch_size, name, round_, runs_dir, echo) for name in names]
+                          for round_ in range(1, opts.rounds + 1)]  # round-robin: load drift hits every run alike
+                runs += [_summarise(opts, model, batch_size, name, [r[i] for r in rounds])
+                         for i, name in enumerate(names)]
     add_ratios(runs)
     report = {"schema": BENCH_SCHEMA_ID, "command": command, "started": started, "finished": now(),
               "config": config, "machine": machine, "runs": runs, "targets": targets(runs, config)}
@@ -68,9 +74,18 @@ def run_bench(opts: BenchOptions, out: Path | None, *, command: str,
     return report
 
 
-def _run(opts: BenchOptions, model: str, batch_size: int, name: str, runs_dir: Path, echo) -> dict[str, Any]:
-    kind = "classic" if name == "classic" else "keras" if name.startswith("keras-") else "crossframe"
-    framework = {"classic": "torch", "keras": name.removeprefix("keras-")}.get(kind) or FRAMEWORK_OF_BACKEND[name]
+def _kind_and_framework(name: str) -> tuple[str, str]:
+    if name == "classic":
+        return "classic", "torch"
+    if name.startswith("keras-"):
+        return "keras", name.removeprefix("keras-")
+    return "crossframe", FRAMEWORK_OF_BACKEND[name]
+
+
+def _run_once(opts: BenchOptions, model: str, batch_size: int, name: str, round_: int, runs_dir: Path,
+              echo) -> dict[str, Any]:
+    """One worker process: ``opts.epochs`` timed epochs of one backend or reference."""
+    kind, framework = _kind_and_framework(name)
     recipe = RECIPES[model]
     args = {"model": model, "device": opts.device, "seed": opts.seed, "dataset": opts.dataset,
             "data_dir": opts.data_dir, "batch_size": batch_size, "limit_train": opts.limit_train, "limit_val": 1,
@@ -81,23 +96,35 @@ def _run(opts: BenchOptions, model: str, batch_size: int, name: str, runs_dir: P
     env = {"KERAS_BACKEND": framework} if kind == "keras" else {}
     if opts.device == "cpu" and kind != "crossframe":  # the references have no device flag: hide the GPUs
         env |= {"CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu"}
-    label = f"{model} b{batch_size} {name}"
+    label = f"{model} b{batch_size} {name}" + (f" round {round_}" if opts.rounds > 1 else "")
+    folder = runs_dir / (f"{model}-b{batch_size}-{name}" + (f"-round{round_}" if opts.rounds > 1 else ""))
     echo(f"== {label}")
-    result = run_job(job, runs_dir / f"{model}-b{batch_size}-{name}", env=env, timeout=opts.timeout,
-                     echo=lambda line: echo(f"[{label}] {line}"))
+    result = run_job(job, folder, env=env, timeout=opts.timeout, echo=lambda line: echo(f"[{label}] {line}"))
     if result["status"] != "ok":
         echo(f"[{label}] {result['status']}: {result['error']}")
-    seconds = result.get("epoch_seconds", [])
+    return result
+
+
+def _summarise(opts: BenchOptions, model: str, batch_size: int, name: str, results: list[dict]) -> dict[str, Any]:
+    """One row from the rounds of one run: its first failure if any round failed, else the figures
+    over all rounds (warm-up: the median first epoch; steady: the median of every later epoch)."""
+    kind, framework = _kind_and_framework(name)
+    failed = next((r for r in results if r["status"] != "ok"), None)
+    last = failed or results[-1]
+    rounds = [r.get("epoch_seconds", []) for r in results]
+    figures = steady_state(rounds, last.get("train_examples") or 0)
+    memory = {key: max((r[key] for r in results if r.get(key) is not None), default=None)
+              for key in ("peak_rss_bytes", "peak_device_bytes")}
     return {
         "name": name, "kind": kind, "framework": framework, "model": model, "batch_size": batch_size,
-        "status": result["status"], "error": result.get("error"), "device": result.get("device"),
-        "versions": result.get("versions", {}),
-        "detail": {key: result[key] for key in ("transforms", "jit_compile", "keras_backend") if key in result},
-        "epoch_seconds": seconds,
-        **steady_state(seconds, result.get("train_examples") or 0),
-        "train_loss": result.get("train_loss"), "train_acc": result.get("train_acc"),
-        **{key: result.get(key) for key in ("peak_rss_bytes", "peak_device_bytes", "import_seconds",
-                                            "setup_seconds", "wall_seconds", "log")},
+        "status": last["status"], "error": last.get("error"), "device": last.get("device"),
+        "versions": last.get("versions", {}),
+        "detail": {key: last[key] for key in ("transforms", "jit_compile", "keras_backend") if key in last},
+        "epoch_seconds": rounds,
+        **figures,
+        "train_loss": last.get("train_loss"), "train_acc": last.get("train_acc"),
+        **memory,
+        **{key: last.get(key) for key in ("import_seconds", "setup_seconds", "wall_seconds", "log")},
         "keras_reference": f"keras-{framework}" if kind == "crossframe" and framework in KERAS_BACKENDS else None,
         "vs_classic": None, "vs_keras": None,
     }

@@ -92,9 +92,9 @@ _BENCH_RUN = _object({
     "device": _STRING_OR_NULL,
     "versions": _VERSIONS,
     "detail": {"type": "object"},  # kind-specific: the classic pipeline's transforms, Keras's jit_compile
-    "epoch_seconds": {"type": "array", "items": _NUMBER},
-    "warmup_seconds": _NUMBER_OR_NULL,  # the first epoch
-    "steady_seconds": _NUMBER_OR_NULL,  # median of the epochs after the first
+    "epoch_seconds": {"type": "array", "items": {"type": "array", "items": _NUMBER}},  # per round, per epoch
+    "warmup_seconds": _NUMBER_OR_NULL,  # the first epoch (median over rounds)
+    "steady_seconds": _NUMBER_OR_NULL,  # median of the epochs after the first, over all rounds
     "warmup_overhead_seconds": _NUMBER_OR_NULL,  # first minus steady: compilation and warm-up
     "samples_per_second": _NUMBER_OR_NULL,  # at the steady epoch
     "train_loss": _NUMBER_OR_NULL, "train_acc": _NUMBER_OR_NULL,  # of the last epoch: a sanity check
@@ -126,6 +126,7 @@ BENCH_SCHEMA = _object({
         "batch_sizes": {"type": "array", "items": {"type": "integer"}},
         "references": {"type": "array", "items": {"type": "string"}},
         "epochs": {"type": "integer", "minimum": 2},
+        "rounds": {"type": "integer", "minimum": 1},  # each run this many times, round-robin with the others
         "device": {"type": "string"},
         "dataset": {"type": "string"},
         "train_examples": {"type": "integer"},

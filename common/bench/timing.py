@@ -2,7 +2,8 @@
 
 The first epoch is the warm-up: it pays for compilation (JAX, TensorFlow, Keras), allocator
 growth and cold caches. The steady epoch is the median of the epochs after it; the warm-up
-overhead is the first epoch minus the steady one (compilation included).
+overhead is the first epoch minus the steady one (compilation included). With several rounds
+(fresh processes, run round-robin with the other runs), the medians are taken over all rounds.
 """
 
 from __future__ import annotations
@@ -28,16 +29,16 @@ def timed_epochs(run_epoch: Callable[[int], Any], epochs: int, result: dict) -> 
         echo(f"epoch {epoch + 1}/{epochs}: {seconds[-1]:.2f} s")
 
 
-def steady_state(seconds: list[float], examples: int) -> dict[str, float | None]:
-    """Warm-up epoch, steady epoch, overhead and steady samples/s from per-epoch seconds."""
-    if not seconds:
-        return {"warmup_seconds": None, "steady_seconds": None, "warmup_overhead_seconds": None,
-                "samples_per_second": None}
-    warmup = seconds[0]
-    steady = statistics.median(seconds[1:]) if len(seconds) > 1 else None
+def steady_state(rounds: list[list[float]], examples: int) -> dict[str, float | None]:
+    """Warm-up epoch, steady epoch, overhead and steady samples/s from the per-epoch seconds of one
+    or more rounds (each a fresh process): the median first epoch, and the median of all later ones."""
+    warmups = [seconds[0] for seconds in rounds if seconds]
+    later = [t for seconds in rounds for t in seconds[1:]]
+    warmup = statistics.median(warmups) if warmups else None
+    steady = statistics.median(later) if later else None
     return {
         "warmup_seconds": warmup,
         "steady_seconds": steady,
-        "warmup_overhead_seconds": None if steady is None else warmup - steady,
+        "warmup_overhead_seconds": None if steady is None or warmup is None else warmup - steady,
         "samples_per_second": None if steady is None else examples / steady,
     }

@@ -40,6 +40,9 @@ def add_parser(sub) -> None:
     parser.add_argument("--device", default="auto", choices=DEVICES, help="default: auto")
     parser.add_argument("--epochs", type=_at_least_two, default=2,
                         help="epochs per run, the first a warm-up (default: 2, at least 2)")
+    parser.add_argument("--rounds", type=positive_int, default=1,
+                        help="run everything this many times, round-robin, and take medians over the rounds: "
+                             "steadier figures on a busy machine (default: 1)")
     parser.add_argument("--dataset", default="fashion-mnist", type=dataset_name, metavar="NAME|DIR",
                         help="default: fashion-mnist")
     parser.add_argument("--data-dir", metavar="DIR", help="look here first for the dataset files")
@@ -68,7 +71,7 @@ def run(args) -> int:
     references = [name for name in args.references if name != "none"]
     opts = BenchOptions(
         backends=args.backends or list(installed_backends()), models=args.models, batch_sizes=args.batch_sizes,
-        references=references, epochs=args.epochs, device=args.device, dataset=args.dataset,
+        references=references, epochs=args.epochs, rounds=args.rounds, device=args.device, dataset=args.dataset,
         data_dir=args.data_dir, limit_train=args.limit_train, seed=args.seed, download=args.download,
         timeout=args.timeout,
     )
@@ -85,7 +88,7 @@ def command_line(opts, out: Path | None) -> str:
     words = ["crossframe", "bench", "--backends", ",".join(opts.backends), "--models", ",".join(opts.models),
              "--batch-sizes", ",".join(map(str, opts.batch_sizes)),
              "--references", ",".join(opts.references) or "none", "--device", opts.device,
-             "--epochs", str(opts.epochs), "--dataset", opts.dataset, "--seed", str(opts.seed)]
+             "--epochs", str(opts.epochs), "--rounds", str(opts.rounds), "--dataset", opts.dataset, "--seed", str(opts.seed)]
     for flag, value in (("--data-dir", opts.data_dir), ("--limit-train", opts.limit_train),
                         ("--timeout", opts.timeout), ("--out", out)):
         if value is not None:
