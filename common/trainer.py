@@ -46,14 +46,20 @@ class Trainer:
         progress: bool = True,
         out_dir=None,
         log: Callable[[str], None] | None = None,
+        on_epoch_end: Callable[[Classifier, dict[str, Any]], None] | None = None,
     ) -> None:
-        """``log`` receives one line per epoch; by default the lines are shown with the progress bar."""
+        """``log`` receives one line per epoch; by default the lines are shown with the progress bar.
+
+        ``on_epoch_end(classifier, record)`` runs after each epoch's files are written (``crossframe
+        compare`` keeps each epoch's parameters with it).
+        """
         if int(max_epochs) < 1:
             raise UserError(f"the number of epochs must be at least 1; got {max_epochs!r}")
         self.max_epochs = int(max_epochs)
         self.progress = progress
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.log = log if log is not None else (tqdm.write if progress else None)
+        self.on_epoch_end = on_epoch_end
         self.history: list[dict[str, Any]] = []
         self._saved_epoch: int | None = None  # the epoch whose files are in out_dir
 
@@ -83,6 +89,8 @@ class Trainer:
                 record = self._fit_epoch(classifier, data, epoch)
                 self.history.append(record)
                 self._save(classifier, epoch)
+                if self.on_epoch_end is not None:
+                    self.on_epoch_end(classifier, record)
                 if self.log is not None:
                     self.log(format_epoch(record, self.max_epochs))
         except KeyboardInterrupt:

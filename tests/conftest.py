@@ -105,3 +105,20 @@ def served_fake(tmp_path, monkeypatch, server):
     monkeypatch.setenv("CROSSFRAME_CACHE", str(cache))
     monkeypatch.setattr(locate_mod, "SYSTEM_DATASETS_DIR", tmp_path / "no-system")
     return SimpleNamespace(spec=spec, arrays=arrays, files=files, cache=cache, folder=cache / "fake")
+
+
+@pytest.fixture
+def env_blocking(tmp_path):
+    """``env_blocking("crossframe.backends.jax")``: an environment in which Python processes
+    started with it fail to import those modules, as if they were not installed (a
+    ``sitecustomize`` on PYTHONPATH sets them to None in ``sys.modules``)."""
+
+    def make(*modules: str) -> dict[str, str]:
+        folder = tmp_path / "blocked-imports"
+        folder.mkdir(exist_ok=True)
+        (folder / "sitecustomize.py").write_text(
+            "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in modules))
+        path = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH")) if p)
+        return {**os.environ, "PYTHONPATH": path}
+
+    return make

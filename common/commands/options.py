@@ -62,6 +62,30 @@ def dataset_name(text: str) -> str:
     )
 
 
+def comma_list(choices, *, item=str, all_means=None):
+    """An argparse type for ``a,b,c`` lists: each item converted by ``item`` and, where ``choices``
+    is given, one of them; ``all`` expands to ``all_means`` (default: the choices). Duplicates drop out."""
+
+    def parse(text: str) -> list:
+        if text.strip() == "all" and (all_means or choices):
+            return list(all_means or choices)
+        values = []
+        for part in (p.strip() for p in text.split(",")):
+            if not part:
+                continue
+            value = item(part)
+            if choices is not None and value not in choices:
+                raise argparse.ArgumentTypeError(
+                    f"unknown {part!r}: choose from {', '.join(map(str, choices))} (comma-separated)")
+            if value not in values:
+                values.append(value)
+        if not values:
+            raise argparse.ArgumentTypeError("give at least one, comma-separated")
+        return values
+
+    return parse
+
+
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="mlp", choices=MODELS,
                         help="architecture (default: mlp, the classic PyTorch tutorial network)")

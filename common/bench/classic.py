@@ -4,15 +4,26 @@ image per sample, converts it to a tensor and normalises it, exactly as torchvis
 
 torchvision is used where it imports; elsewhere (its extension does not load beside a
 CPU-only torch build) the two transforms are emulated with the same operations.
+
+This module imports torch: only the bench worker imports it, in the process that times it.
 """
 
 from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
+
+from ...data import read_idx
+from ..commands.options import classifier_kwargs, load_data_from_args
+from ..registry import classifier
+from .timing import timed_epochs
 
 try:  # pragma: no cover - depends on the machine
     from torchvision import transforms
@@ -65,3 +76,21 @@ def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer, device, l
         if batch_idx % log_interval == 0:
             last = loss.item()
     return last
+
+
+def time_epochs(job: dict[str, Any], folder: Path, result: dict[str, Any]) -> None:
+    """The bench worker's job: time ``epochs`` epochs of the classic pipeline on ``job``'s model.
+
+    The network and its SGD are crossframe's torch ones (the same ``nn.Sequential`` and
+    ``torch.optim.SGD`` a tutorial writes), so only the input pipeline differs from the torch backend.
+    """
+    args = argparse.Namespace(**job["args"])
+    data = load_data_from_args(args)
+    images = read_idx(data.source["train_images"]["path"])[: len(data.train.y)]  # uint8, as torchvision keeps them
+    loader = DataLoader(ClassicMNIST(images, data.train.y, data.mean, data.std), batch_size=args.batch_size,
+                        shuffle=True)
+    clf = classifier("torch", args.model, **classifier_kwargs(args, data.input_shape, data.num_classes))
+    device = next(clf.net.parameters()).device
+    result.update(device=str(device), versions={"torch": torch.__version__}, transforms=TRANSFORMS,
+                  train_examples=len(data.train.y))
+    timed_epochs(lambda epoch: train_epoch(clf.net, loader, clf.optimizer, device), job["epochs"], result)

@@ -1,0 +1,54 @@
+"""The worker's jobs that run a crossframe backend: a full training run for ``compare``,
+timed epochs for ``bench``. Both start from ``init_params`` and the shared batch order."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from ..commands.options import classifier_kwargs, load_data_from_args
+from ..registry import classifier, load_backend
+from ..trainer import Trainer
+from .timing import echo, timed_epochs
+
+
+def _setup(job: dict[str, Any], result: dict[str, Any]):
+    """Import the framework, load the data, build the classifier; record how long each took."""
+    args = argparse.Namespace(**job["args"])
+    start = time.perf_counter()
+    load_backend(job["backend"])  # a missing framework fails here, before the data is read
+    result["import_seconds"] = time.perf_counter() - start
+    data = load_data_from_args(args)
+    start = time.perf_counter()
+    model = classifier(job["backend"], args.model, **classifier_kwargs(args, data.input_shape, data.num_classes))
+    result["setup_seconds"] = time.perf_counter() - start
+    result.update(device=model.device, versions=model.framework_versions(), train_examples=len(data.train.y),
+                  val_examples=len(data.val.y))
+    return data, model
+
+
+def train(job: dict[str, Any], folder: Path, result: dict[str, Any]) -> None:
+    """Train through the Trainer into ``folder`` (a normal run folder) and keep every epoch's
+    parameters as ``params-epoch{N}.npz`` (epoch 0: the initial ones) for the comparison."""
+    data, model = _setup(job, result)
+    model.save(folder / "params-epoch0.npz")
+    history = result.setdefault("history", [])  # filled as the epochs finish
+
+    def on_epoch_end(clf, record: dict[str, Any]) -> None:
+        clf.save(folder / f"params-epoch{record['epoch']}.npz")
+        history.append(record)
+
+    Trainer(job["args"]["epochs"], progress=False, out_dir=folder, log=echo, on_epoch_end=on_epoch_end).fit(model, data)
+
+
+def time_epochs(job: dict[str, Any], folder: Path, result: dict[str, Any]) -> None:
+    """Time ``epochs`` training epochs exactly as the Trainer does (train_epoch, one read)."""
+    data, model = _setup(job, result)
+
+    def run_epoch(epoch: int) -> None:
+        loss, acc = model.train_epoch(data.train_plan(epoch)).read()
+        result.update(train_loss=loss, train_acc=acc)
+
+    timed_epochs(run_epoch, job["epochs"], result)

@@ -1,0 +1,96 @@
+"""``crossframe bench``: time training epochs per backend, model and batch size against two references."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+from ..classifier import DEVICES
+from ..models import MODELS
+from ..registry import BACKENDS
+from .options import comma_list, dataset_name, positive_float, positive_int
+
+
+def add_parser(sub) -> None:
+    from ..bench.bench import REFERENCES
+
+    parser = sub.add_parser(
+        "bench",
+        help="time training epochs against the classic pipeline and Keras 3",
+        description=(
+            "Time training epochs (steady state: the median after the first epoch; the first epoch's warm-up and "
+            "compilation reported apart), samples/s and peak memory for each backend, model and batch size, each "
+            "in its own process, and in the same run two references: the classic tutorial pipeline (a DataLoader "
+            "over per-sample PIL images, ToTensor, Normalize) and Keras 3 with the same model, initial parameters "
+            "and SGD on each of its frameworks (KERAS_BACKEND set per process). Prints a table with the speed-ups "
+            "over both; --out writes bench.json and bench.md."
+        ),
+    )
+    parser.add_argument("--backends", type=comma_list(BACKENDS), metavar="LIST",
+                        help=f"comma-separated, from {', '.join(BACKENDS)} (default: every backend installed here)")
+    parser.add_argument("--models", type=comma_list(MODELS), default=["mlp", "cnn"], metavar="LIST",
+                        help=f"comma-separated, from {', '.join(MODELS)}, or all (default: mlp,cnn)")
+    parser.add_argument("--batch-sizes", type=comma_list(None, item=positive_int), default=[64, 256], metavar="LIST",
+                        help="comma-separated (default: 64,256)")
+    parser.add_argument("--references", type=comma_list((*REFERENCES, "none"), all_means=REFERENCES),
+                        default=list(REFERENCES),
+                        metavar="LIST",
+                        help=f"comma-separated, from {', '.join(REFERENCES)}, all, or none (default: all)")
+    parser.add_argument("--device", default="auto", choices=DEVICES, help="default: auto")
+    parser.add_argument("--epochs", type=_at_least_two, default=2,
+                        help="epochs per run, the first a warm-up (default: 2, at least 2)")
+    parser.add_argument("--rounds", type=positive_int, default=1,
+                        help="run everything this many times, round-robin, and take medians over the rounds: "
+                             "steadier figures on a busy machine (default: 1)")
+    parser.add_argument("--dataset", default="fashion-mnist", type=dataset_name, metavar="NAME|DIR",
+                        help="default: fashion-mnist")
+    parser.add_argument("--data-dir", metavar="DIR", help="look here first for the dataset files")
+    parser.add_argument("--limit-train", type=positive_int, metavar="N",
+                        help="time on the first N training images only (the targets need the full set)")
+    parser.add_argument("--seed", type=int, default=0, help="default: 0")
+    parser.add_argument("--no-download", dest="download", action="store_false", help="never download")
+    parser.add_argument("--timeout", type=positive_float, metavar="SECONDS",
+                        help="stop a run after this long and report it as failed (default: no limit)")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="write bench.json, bench.md and each run's folder (runs/) here")
+    parser.set_defaults(run=run)
+
+
+def _at_least_two(text: str) -> int:
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be at least 2 (the first epoch is the warm-up), got {value}")
+    return value
+
+
+def run(args) -> int:
+    from ..bench.bench import BenchOptions, render_report, run_bench
+    from ..bench.frameworks import installed_backends
+
+    references = [name for name in args.references if name != "none"]
+    opts = BenchOptions(
+        backends=args.backends or list(installed_backends()), models=args.models, batch_sizes=args.batch_sizes,
+        references=references, epochs=args.epochs, rounds=args.rounds, device=args.device, dataset=args.dataset,
+        data_dir=args.data_dir, limit_train=args.limit_train, seed=args.seed, download=args.download,
+        timeout=args.timeout,
+    )
+    report = run_bench(opts, args.out, command=command_line(opts, args.out),
+                       echo=lambda line: print(line, flush=True))
+    print()
+    print(render_report(report))
+    if args.out is not None:
+        print(f"wrote {args.out / 'bench.json'} and {args.out / 'bench.md'}")
+    return 0 if all(r["status"] == "ok" for r in report["runs"]) else 1
+
+
+def command_line(opts, out: Path | None) -> str:
+    words = ["crossframe", "bench", "--backends", ",".join(opts.backends), "--models", ",".join(opts.models),
+             "--batch-sizes", ",".join(map(str, opts.batch_sizes)),
+             "--references", ",".join(opts.references) or "none", "--device", opts.device,
+             "--epochs", str(opts.epochs), "--rounds", str(opts.rounds), "--dataset", opts.dataset, "--seed", str(opts.seed)]
+    for flag, value in (("--data-dir", opts.data_dir), ("--limit-train", opts.limit_train),
+                        ("--timeout", opts.timeout), ("--out", out)):
+        if value is not None:
+            words += [flag, str(value)]
+    return shlex.join(words + ([] if opts.download else ["--no-download"]))

@@ -1,0 +1,122 @@
+"""``crossframe compare``: one process per backend, a table, compare.json, report.md, curves.png;
+a backend that is missing or fails is one row of the table and the others still run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from crossframe.common.bench.compare import summarise
+from crossframe.common.bench.jobs import run_job
+from crossframe.common.bench.schemas import COMPARE_SCHEMA
+from crossframe.common.checkpoint import save_params
+from jsonschema import Draft202012Validator
+
+TINY = ["--limit-train", "500", "--limit-val", "200", "--no-download"]
+
+
+def test_the_schema_is_a_valid_json_schema():
+    Draft202012Validator.check_schema(COMPARE_SCHEMA)
+
+
+def test_compare_runs_the_others_when_a_backend_is_missing(fashion_dir, tmp_path, env_blocking):
+    """jax is made unimportable (whether or not this crossframe has it); torch still trains."""
+    out = tmp_path / "cmp"
+    result = subprocess.run(
+        [sys.executable, "-m", "crossframe", "compare", "--backends", "torch,jax", "--model", "softmax",
+         "--epochs", "2", "--data-dir", str(fashion_dir), *TINY, "--out", str(out)],
+        capture_output=True, text=True, timeout=300, env=env_blocking("crossframe.backends.jax"),
+    )
+    assert result.returncode == 1, result.stderr  # 1: not every backend finished
+    assert "Traceback" not in result.stderr
+
+    report = json.loads((out / "compare.json").read_text())
+    Draft202012Validator(COMPARE_SCHEMA).validate(report)
+    assert list(report["backends"]) == ["torch", "jax"]
+    assert report["reference_backend"] == "torch"
+    assert report["config"] | {"model": "softmax", "epochs": 2, "train_examples": 500, "val_examples": 200,
+                               "lr": 0.01, "momentum": 0.5} == report["config"]
+    torch_run, jax_run = report["backends"]["torch"], report["backends"]["jax"]
+    assert torch_run["status"] == "ok" and torch_run["error"] is None
+    assert [e["epoch"] for e in torch_run["epochs"]] == [1, 2]
+    assert [e["max_param_diff"] for e in torch_run["epochs"]] == [0.0, 0.0]  # the reference against itself
+    assert torch_run["final"]["val_acc"] == torch_run["epochs"][-1]["val_acc"]
+    assert torch_run["samples_per_second"] == pytest.approx(500 / torch_run["seconds_per_epoch"])
+    assert torch_run["peak_rss_bytes"] > 0
+    assert jax_run["status"] == "unavailable" and "jax" in jax_run["error"]
+    assert jax_run["epochs"] == [] and jax_run["final"] is None
+
+    # the torch run folder is a normal run folder plus every epoch's parameters
+    for name in ("config.json", "metrics.jsonl", "params.npz", "params-epoch0.npz", "params-epoch2.npz"):
+        assert (out / "torch" / name).is_file(), name
+    assert (out / "curves.png").read_bytes().startswith(b"\x89PNG")
+    report_md = (out / "report.md").read_text()
+    assert "![loss and accuracy per epoch" in report_md and "torch 2." in report_md
+
+    # the table, printed: a row per backend, the missing one with its error
+    table = result.stdout[result.stdout.index("| backend"):].split("\n\n")[0]
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
+    assert f"{torch_run['final']['val_acc']:.4f}" in rows["torch"]
+    assert "unavailable: backend 'jax'" in rows["jax"]
+
+
+def _write_run(folder, params_by_epoch):
+    folder.mkdir(parents=True)
+    for epoch, params in enumerate(params_by_epoch):
+        save_params(folder / f"params-epoch{epoch}.npz", params)
+
+
+def _history(epochs):
+    return [{"epoch": e, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": 0.5, "seconds": 2.0 + e,
+             "val_seconds": 0.1, "samples_per_second": 100.0} for e in range(1, epochs + 1)]
+
+
+def test_parameter_differences_are_measured_from_the_first_backend_that_finished(tmp_path):
+    start = {"fc.weight": np.zeros((2, 3), np.float32), "fc.bias": np.zeros(2, np.float32)}
+    moved = {"fc.weight": np.full((2, 3), 0.5, np.float32), "fc.bias": np.zeros(2, np.float32)}
+    later = {"fc.weight": np.full((2, 3), 0.5, np.float32), "fc.bias": np.array([0.0, -0.25], np.float32)}
+    _write_run(tmp_path / "a", [start, moved])
+    _write_run(tmp_path / "b", [start, later])
+    results = {
+        "x": {"status": "unavailable", "error": "backend 'x' is not here"},  # first asked for, but did not run
+        "a": {"status": "ok", "error": None, "history": _history(1)},
+        "b": {"status": "ok", "error": None, "history": _history(1)},
+    }
+    summary = summarise(results, tmp_path, train_examples=300)
+    assert summary["reference_backend"] == "a"
+    b = summary["backends"]["b"]
+    assert b["initial_param_diff"] == 0.0
+    assert (b["epochs"][0]["max_param_diff"], b["epochs"][0]["max_param_diff_param"]) == (0.25, "fc.bias")
+    assert summary["backends"]["x"]["epochs"] == [] and summary["backends"]["x"]["initial_param_diff"] is None
+
+
+def test_a_run_that_fails_midway_keeps_its_finished_epochs(tmp_path):
+    params = {"fc.weight": np.zeros((2, 3), np.float32), "fc.bias": np.zeros(2, np.float32)}
+    _write_run(tmp_path / "a", [params] * 4)
+    _write_run(tmp_path / "b", [params] * 3)
+    results = {"a": {"status": "ok", "error": None, "history": _history(3)},
+               "b": {"status": "failed", "error": "training diverged: ...", "history": _history(2)}}
+    b = summarise(results, tmp_path, train_examples=300)["backends"]["b"]
+    assert [e["epoch"] for e in b["epochs"]] == [1, 2]
+    assert b["final"] is None  # a run that did not finish has no final figures
+    assert b["first_epoch_seconds"] == 3.0 and b["seconds_per_epoch"] == 4.0  # the epochs after the first
+
+
+def test_a_worker_that_dies_is_reported_with_its_last_words(tmp_path):
+    crash = [sys.executable, "-c", ("import sys; print('half way', flush=True); "
+                                    "sys.stderr.write('Fatal Python error: Segmentation fault\\n'); sys.exit(245)")]
+    lines = []
+    result = run_job({"kind": "train"}, tmp_path / "run", argv=crash, echo=lines.append)
+    assert result["status"] == "failed"
+    assert "exited with code 245 without a result: Fatal Python error: Segmentation fault" in result["error"]
+    assert lines == ["half way"]
+
+
+def test_a_worker_past_its_timeout_is_stopped(tmp_path):
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    result = run_job({"kind": "train"}, tmp_path / "run", argv=sleeper, timeout=1)
+    assert result["status"] == "failed" and "timeout" in result["error"]
+    assert result["wall_seconds"] < 30
