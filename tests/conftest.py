@@ -5,6 +5,7 @@ marker and skip where no framework sees one."""
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
