@@ -208,7 +208,7 @@ class JaxClassifier(Classifier):
 
 def _totals(plan, per_batch: dict[str, jax.Array], on_step: StepCallback | None) -> EpochTotals:
     """EpochTotals from the stacked per-batch metrics of one program, summed on the device."""
-    sizes = jnp.asarray(plan.batch_sizes(), dtype=jnp.float32)
+    sizes = np.asarray(plan.batch_sizes(), dtype=np.float32)  # goes to the device of the losses
     totals = EpochTotals(loss_sum=jnp.dot(per_batch["loss"], sizes), correct=per_batch["correct"].sum(),
                          count=plan.num_examples, batch_losses=per_batch["loss"])
     if on_step is not None:

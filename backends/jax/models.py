@@ -8,12 +8,15 @@ kernels HWIO (kh, kw, in, out), dense kernels (in, out). :func:`to_flax_params` 
 parameters, the gradients and the optimizer state alike.
 
 Flatten order. A channels-last feature map flattens in H, W, C order, the canonical one in
-C, H, W order. Rather than transposing the activations back to NCHW before every flatten
-(one transpose forward and one backward per step, inside the compiled program), the
-columns of the dense layer that reads the flattened map are permuted once, at the
-boundary: the network then flattens in its native order and pays nothing per step. For a
-one-channel image (``softmax``, ``mlp``) the two orders coincide and the permutation is
-the identity.
+C, H, W order. Either the activations are transposed back to NCHW before the flatten (one
+transpose forward and one backward per step, inside the compiled program), or the columns
+of the dense layer that reads the flattened map are permuted once, at the boundary, where
+the kernels are transposed anyway. The permutation is used: it leaves nothing to do per
+step. Measured on ``cnn`` (batch 64, one gradient step, interleaved runs on the shared
+2-core CPU): 15.6 ms permuted, 15.5 ms transposed, i.e. no difference within the noise: a
+(64, 4, 4, 20) transpose is negligible beside the convolutions, so the choice costs nothing
+either way and keeps the compiled program minimal. For a one-channel image (``softmax``,
+``mlp``) the two orders coincide and the permutation is the identity.
 
 Dense layers and convolutions use ``Precision.HIGHEST``: on a GPU, JAX would otherwise be
 free to compute float32 products in TF32 (10-bit mantissa), far outside the parity
