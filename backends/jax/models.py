@@ -18,9 +18,10 @@ step. Measured on ``cnn`` (batch 64, one gradient step, interleaved runs on the 
 either way and keeps the compiled program minimal. For a one-channel image (``softmax``,
 ``mlp``) the two orders coincide and the permutation is the identity.
 
-Dense layers and convolutions use ``Precision.HIGHEST``: on a GPU, JAX would otherwise be
-free to compute float32 products in TF32 (10-bit mantissa), far outside the parity
-tolerances; on a CPU it changes nothing.
+Matrix products and convolutions take JAX's process-wide ``jax_default_matmul_precision``
+(no per-layer ``precision``), so one switch decides: on a GPU, XLA's default may compute
+float32 products in TF32 (10-bit mantissa); ``"highest"`` keeps them float32. On a CPU
+it changes nothing.
 """
 
 from __future__ import annotations
@@ -35,9 +36,6 @@ from flax import linen as nn
 from flax import traverse_util
 
 from ...common import models as spec
-
-PRECISION = jax.lax.Precision.HIGHEST
-
 
 def global_avg_pool(x: jax.Array) -> jax.Array:
     """(N, H, W, C) -> (N, C), the mean over the spatial axes."""
@@ -63,10 +61,10 @@ def build_layer(layer: spec.Layer) -> Callable[[jax.Array], jax.Array]:
     """A Flax module or function for ``layer``, channels-last; call it inside a compact method."""
     if isinstance(layer, spec.Conv2d):
         k, s, p = layer.kernel_size, layer.stride, layer.padding
-        return nn.Conv(layer.out_channels, (k, k), strides=(s, s), padding=((p, p), (p, p)), precision=PRECISION,
+        return nn.Conv(layer.out_channels, (k, k), strides=(s, s), padding=((p, p), (p, p)),
                        name=layer.name)  # explicit symmetric padding, never "SAME" (see common/models.py)
     if isinstance(layer, spec.Linear):
-        return nn.Dense(layer.out_features, precision=PRECISION, name=layer.name)
+        return nn.Dense(layer.out_features, name=layer.name)
     if isinstance(layer, spec.MaxPool2d):
         return partial(nn.max_pool, window_shape=(layer.kernel_size,) * 2, strides=(layer.kernel_size,) * 2)
     if isinstance(layer, spec.AvgPool2d):

@@ -2,7 +2,8 @@
 
 NumPy in, NumPy out; JAX computes in float32 in between (common/op_inputs.py).
 ``impl="native"`` is the library's own op (``jax.nn`` and Optax's
-``softmax_cross_entropy_with_integer_labels``); ``impl="scratch"`` is the textbook version
+``softmax_cross_entropy_with_integer_labels``, as the classifier uses it: see
+``steps.cross_entropy_per_example``); ``impl="scratch"`` is the textbook version
 written out with max-subtraction and log-sum-exp. The tests hold both to the float64
 reference in common/reference.py.
 """
@@ -12,9 +13,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from ...common.op_inputs import cross_entropy_inputs, logits_input
+from .steps import cross_entropy_per_example
 
 
 def softmax(z, impl: str = "native") -> np.ndarray:
@@ -54,7 +55,7 @@ def _log_softmax_scratch(z: jax.Array) -> jax.Array:
 
 def _cross_entropy(z: jax.Array, y: jax.Array, reduction: str, impl: str) -> jax.Array:
     if impl == "native":
-        nll = optax.softmax_cross_entropy_with_integer_labels(z, y)
+        nll = cross_entropy_per_example(z, y)
     else:
         nll = -jnp.take_along_axis(_log_softmax_scratch(z), y[:, None], axis=1).squeeze(1)
     return {"mean": nll.mean, "sum": nll.sum, "none": lambda: nll}[reduction]()
