@@ -1,0 +1,147 @@
+"""JAX specifics: an SGD step by hand, the parameter layout at the boundary, the pure jitted
+steps, the scanned epoch against the step-by-step loop, and the device. Its ops are held to
+the float64 reference with every other backend's in tests/test_ops.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax", reason="JAX is not installed")
+pytest.importorskip("flax", reason="Flax is not installed")
+pytest.importorskip("optax", reason="Optax is not installed")
+
+import crossframe  # noqa: E402
+from crossframe.backends.jax import eval_step, train_step  # noqa: E402
+from crossframe.backends.jax.models import build_network, from_flax_params, to_flax_params  # noqa: E402
+from crossframe.common import reference as ref  # noqa: E402
+from crossframe.common.models import MODELS, build_spec  # noqa: E402
+
+
+def _has_gpu() -> bool:
+    try:
+        return bool(jax.devices("gpu"))
+    except RuntimeError:
+        return False
+
+
+def test_sgd_momentum_weight_decay_steps_equal_the_hand_computed_update(rng):
+    """Two steps of softmax regression, computed by hand in float64 with PyTorch's conventions:
+    g = grad + wd * w;  b = mu * b + g (b = g at the first step);  w = w - lr * b."""
+    lr, mu, wd = 0.1, 0.9, 0.01
+    clf = crossframe.classifier("jax", "softmax", lr=lr, momentum=mu, weight_decay=wd, seed=0, device="cpu")
+    params = {k: v.astype(np.float64) for k, v in crossframe.init_params("softmax", seed=0).items()}
+    buf = {k: np.zeros_like(v) for k, v in params.items()}
+    for _ in range(2):
+        X = rng.normal(size=(32, 1, 28, 28)).astype(np.float32)
+        y = rng.integers(0, 10, size=32)
+        flat = X.reshape(32, -1).astype(np.float64)
+        dz = ref.cross_entropy_grad(flat @ params["fc.weight"].T + params["fc.bias"], y)
+        grads = {"fc.weight": dz.T @ flat, "fc.bias": dz.sum(axis=0)}
+        for k in params:
+            g = grads[k] + wd * params[k]
+            buf[k] = mu * buf[k] + g
+            params[k] = params[k] - lr * buf[k]
+        clf.training_step((X, y))
+    for k, v in clf.get_params().items():
+        np.testing.assert_allclose(v, params[k], atol=1e-6, rtol=0)
+    state = clf.get_optimizer_state()
+    np.testing.assert_allclose(state["momentum.fc.weight"], buf["fc.weight"], atol=1e-5)
+
+
+def test_unchecked_jax_indexes_bad_labels_silently_so_the_classifier_checks_them(rng):
+    """Why the host-side check exists: the jitted step takes label -1 as the last class."""
+    clf = crossframe.classifier("jax", "softmax", device="cpu")
+    X = rng.normal(size=(2, 1, 28, 28)).astype(np.float32)
+    metrics = eval_step(clf.state, (jax.numpy.asarray(X), jax.numpy.asarray([-1, 9])))
+    assert np.isfinite(float(metrics["loss"]))
+    with pytest.raises(ValueError, match=r"label -1 at index 0 is outside the valid range \[0, 10\)"):
+        clf.validation_step((X, np.array([-1, 9])))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_the_parameter_tree_is_the_one_flax_builds_and_the_layout_round_trips(model, rng):
+    """Names and shapes as Flax's own init makes them; canonical -> Flax -> canonical is exact
+    (the dense layer after a flatten has its columns permuted from C, H, W to H, W, C order)."""
+    spec = build_spec(model)
+    expected = jax.eval_shape(build_network(spec).init, jax.random.key(0), np.zeros((1, 1, 28, 28), np.float32))
+    params = {k: rng.normal(size=shape).astype(np.float32) for k, shape in spec.param_shapes().items()}
+    tree = to_flax_params(params, spec)
+    assert jax.tree.map(np.shape, tree) == jax.tree.map(lambda a: a.shape, expected["params"])
+    back = from_flax_params(tree, spec)
+    assert list(back) == list(params)
+    for name, value in params.items():
+        np.testing.assert_array_equal(back[name], value)
+
+
+def test_the_pure_steps_can_be_called_directly_and_donate_the_state(rng):
+    clf = crossframe.classifier("jax", "mlp", device="cpu", lr=0.05)
+    X = jax.numpy.asarray(rng.normal(size=(16, 1, 28, 28)).astype(np.float32))
+    y = jax.numpy.asarray(rng.integers(0, 10, size=16).astype(np.int32))
+    before = clf.state
+    loss_before = float(eval_step(before, (X, y))["loss"])
+    state, metrics = train_step(before, (X, y))
+    assert float(metrics["loss"]) == pytest.approx(loss_before, rel=1e-6)
+    assert before.params["fc1"]["kernel"].is_deleted()  # donated: its buffers now belong to ``state``
+    clf.state = state
+    assert float(clf.validation_step((np.asarray(X), np.asarray(y)))["loss"]) < loss_before
+
+
+@pytest.mark.parametrize(("model", "optimizer"), [("mlp", "sgd"), ("cnn", "adam"), ("lenet", "sgd")])
+def test_the_scanned_epoch_equals_the_step_by_step_loop(fashion_2k, model, optimizer):
+    """train_epoch runs the epoch as one program (lax.scan plus the last partial batch); it must
+    give the step-by-step loop's parameters and metrics within float32 rounding. 300 examples in
+    batches of 64: four full batches and one of 44."""
+    kw = dict(optimizer=optimizer, lr=0.05 if optimizer == "sgd" else 1e-3, momentum=0.9 * (optimizer == "sgd"),
+              weight_decay=1e-3, device="cpu")
+    full = fashion_2k.train_plan(0)
+    plan = type(full)(full.X, full.y, full.order[:300], 64)
+    assert plan.batch_sizes() == [64, 64, 64, 64, 44]
+    scanned, stepped = crossframe.classifier("jax", model, **kw), crossframe.classifier("jax", model, **kw)
+    totals = scanned.train_epoch(plan)
+    losses = [float(stepped.training_step(batch)["loss"]) for batch in plan]
+    # the same compiled step either way: any difference is XLA fusing the scanned step differently,
+    # a few float32 ulps of parameters of size <= 0.5 (ulp 6e-8) after five steps
+    for name, value in stepped.get_params().items():
+        np.testing.assert_allclose(scanned.get_params()[name], value, atol=1e-6, rtol=0, err_msg=name)
+    np.testing.assert_allclose(np.asarray(totals.batch_losses), losses, rtol=1e-6)
+    loss, _ = totals.read()
+    assert loss == pytest.approx(np.dot(losses, plan.batch_sizes()) / 300, rel=1e-6)
+    for slot, value in stepped.get_optimizer_state().items():
+        np.testing.assert_allclose(scanned.get_optimizer_state()[slot], value, atol=1e-6, err_msg=slot)
+
+
+def test_the_scanned_evaluation_equals_validation_steps(fashion_2k):
+    clf = crossframe.classifier("jax", "cnn", device="cpu")
+    plan = fashion_2k.val_plan()
+    per_batch = [clf.validation_step(batch) for batch in plan]
+    loss, acc = clf.evaluate(plan).read()
+    sizes = plan.batch_sizes()
+    assert loss == pytest.approx(sum(float(m["loss"]) * n for m, n in zip(per_batch, sizes)) / 1000, rel=1e-6)
+    assert acc == sum(int(m["correct"]) for m in per_batch) / 1000
+
+
+def test_device_gpu_without_a_gpu_is_a_clear_error():
+    if _has_gpu():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError, match="--device gpu was asked for, but JAX sees no GPU"):
+        crossframe.classifier("jax", "mlp", device="gpu")
+    assert crossframe.classifier("jax", "mlp", device="auto").device == "cpu:0"
+
+
+@pytest.mark.gpu
+def test_gpu_training_matches_cpu_within_float32_rounding(rng):
+    if not _has_gpu():
+        pytest.skip("no GPU: jax.devices('gpu') finds none")
+    X = rng.normal(size=(64, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, size=64)
+    cpu = crossframe.classifier("jax", "cnn", device="cpu", lr=0.05, momentum=0.9)
+    gpu = crossframe.classifier("jax", "cnn", device="gpu", lr=0.05, momentum=0.9)
+    assert gpu.device.startswith(("cuda", "gpu", "rocm"))
+    assert crossframe.classifier("jax", "cnn", device="auto").device == gpu.device
+    with jax.default_matmul_precision("highest"):  # float32 products, not TF32, on the GPU
+        for _ in range(5):
+            cpu.training_step((X, y))
+            gpu.training_step((X, y))
+    for name, value in cpu.get_params().items():
+        np.testing.assert_allclose(gpu.get_params()[name], value, atol=1e-4)
