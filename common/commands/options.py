@@ -7,7 +7,8 @@ import os
 
 from ..classifier import DEVICES, OPTIMIZERS
 from ..models import MODELS, RECIPES
-from ..registry import BACKENDS
+from ..errors import UserError
+from ..registry import BACKENDS, load_backend
 
 
 def positive_int(text: str) -> int:
@@ -99,10 +100,22 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight-decay", type=non_negative_float, default=0.0,
                         help="L2 penalty added to the gradient, as torch.optim does (default: 0)")
     parser.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS, help="default: sgd")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="deterministic ops, for backends with a switch for them (tf); others refuse the flag")
 
 
 def add_backend_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="torch", choices=BACKENDS, help="framework (default: torch)")
+
+
+def apply_determinism(args: argparse.Namespace) -> None:
+    """``--deterministic``: call the backend's ``enable_determinism()``; a backend without one refuses."""
+    if not getattr(args, "deterministic", False):
+        return
+    backend = load_backend(args.backend)
+    if not hasattr(backend, "enable_determinism"):
+        raise UserError(f"--deterministic: backend {args.backend!r} has no switch for deterministic ops; drop the flag")
+    backend.enable_determinism()
 
 
 def resolve_recipe(args: argparse.Namespace) -> None:
