@@ -1,18 +1,15 @@
 """Time one training epoch of the ``mlp`` (batch 64, full Fashion-MNIST) with crossframe's
-torch backend, its TensorFlow backend where TensorFlow is installed, and, in the same run,
-with the classic tutorial pipeline.
+torch backend and, in the same run, with the classic tutorial pipeline.
 
     python benchmarks/epoch_mlp.py [--epochs 3] [--device cpu]
 
 Steady state: the first epoch of each is a warm-up and is reported separately; the figure
-is the median of the timed epochs. TensorFlow's trace and XLA compilation (once per batch
-shape: the full batches and the last partial one) are timed apart, before its epochs.
+is the median of the timed epochs.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import time
 
@@ -33,22 +30,6 @@ def time_crossframe(data, epochs: int, device: str) -> list[float]:
         clf.train_epoch(data.train_plan(epoch)).read()
         times.append(time.perf_counter() - start)
     return times
-
-
-def time_crossframe_tf(data, epochs: int, device: str) -> tuple[float, list[float]]:
-    """(trace and compile seconds, epoch seconds) of crossframe's TensorFlow backend."""
-    clf = crossframe.classifier("tf", "mlp", lr=0.01, momentum=0.5, device=device)
-    plan = data.train_plan(0)
-    start = time.perf_counter()
-    for size in sorted(set(plan.batch_sizes())):  # one trace; XLA compiles each batch shape once
-        clf.training_step((plan.X[:size], plan.y[:size]))["loss"].numpy()
-    compile_seconds = time.perf_counter() - start
-    times = []
-    for epoch in range(epochs):
-        start = time.perf_counter()
-        clf.train_epoch(data.train_plan(epoch)).read()
-        times.append(time.perf_counter() - start)
-    return compile_seconds, times
 
 
 def time_classic(data, epochs: int, device: str) -> list[float]:
@@ -73,17 +54,11 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, transforms: {TRANSFORMS}")
     results = {"crossframe torch": time_crossframe(data, args.epochs, args.device),
                "classic pipeline": time_classic(data, args.epochs, args.device)}
-    compile_seconds = None
-    if importlib.util.find_spec("tensorflow") is not None:  # last: its thread pools stay behind in the process
-        compile_seconds, results["crossframe tf"] = time_crossframe_tf(data, args.epochs, args.device)
     steady = {name: statistics.median(t[1:]) for name, t in results.items()}
     print("| pipeline | warm-up epoch (s) | steady epoch (s) | vs classic |")
     print("|---|---|---|---|")
     for name, t in results.items():
         print(f"| {name} | {t[0]:.2f} | {steady[name]:.2f} | {steady['classic pipeline'] / steady[name]:.2f}x |")
-    if compile_seconds is not None:
-        print(f"\ncrossframe tf: trace and XLA compile {compile_seconds:.2f} s before its epochs; steady epoch "
-              f"{steady['crossframe tf'] / steady['crossframe torch']:.2f}x torch's")
 
 
 if __name__ == "__main__":

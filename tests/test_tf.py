@@ -1,6 +1,6 @@
-"""TensorFlow specifics: Adam by hand through the permuted kernel, devices, one trace per step
-function, independence from ``KERAS_BACKEND``, op determinism. (Every backend's ops are
-tested in test_ops.py, its SGD step by hand in test_contract.py.)"""
+"""TensorFlow specifics: SGD and Adam steps by hand, devices, one trace per step function,
+independence from ``KERAS_BACKEND``, op determinism. Its ops are held to the float64
+reference with every other backend's in tests/test_ops.py."""
 
 from __future__ import annotations
 
@@ -16,11 +16,36 @@ import pytest
 tf = pytest.importorskip("tensorflow", reason="TensorFlow is not installed")
 
 import crossframe  # noqa: E402
+from crossframe.common import reference as ref  # noqa: E402
 from crossframe.common.parity import relative_norm  # noqa: E402
 
 
 def has_gpu() -> bool:
     return bool(tf.config.list_logical_devices("GPU"))
+
+
+def test_sgd_momentum_weight_decay_steps_equal_the_hand_computed_update(rng):
+    """Two steps of softmax regression, computed by hand in float64 with PyTorch's conventions:
+    g = grad + wd * w;  b = mu * b + g (b = g at the first step);  w = w - lr * b."""
+    lr, mu, wd = 0.1, 0.9, 0.01
+    clf = crossframe.classifier("tf", "softmax", lr=lr, momentum=mu, weight_decay=wd, seed=0, device="cpu")
+    params = {k: v.astype(np.float64) for k, v in crossframe.init_params("softmax", seed=0).items()}
+    buf = {k: np.zeros_like(v) for k, v in params.items()}
+    for _ in range(2):
+        X = rng.normal(size=(32, 1, 28, 28)).astype(np.float32)
+        y = rng.integers(0, 10, size=32)
+        flat = X.reshape(32, -1).astype(np.float64)
+        dz = ref.cross_entropy_grad(flat @ params["fc.weight"].T + params["fc.bias"], y)
+        grads = {"fc.weight": dz.T @ flat, "fc.bias": dz.sum(axis=0)}
+        for k in params:
+            g = grads[k] + wd * params[k]
+            buf[k] = mu * buf[k] + g
+            params[k] = params[k] - lr * buf[k]
+        clf.training_step((X, y))
+    for k, v in clf.get_params().items():
+        np.testing.assert_allclose(v, params[k], atol=1e-6, rtol=0)
+    state = clf.get_optimizer_state()
+    np.testing.assert_allclose(state["momentum.fc.weight"], buf["fc.weight"], atol=1e-5)
 
 
 def test_adam_steps_equal_torch_optim_adams_formula(rng):

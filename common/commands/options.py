@@ -7,8 +7,7 @@ import os
 
 from ..classifier import DEVICES, OPTIMIZERS
 from ..models import MODELS, RECIPES
-from ..errors import UserError
-from ..registry import BACKENDS, load_backend
+from ..registry import BACKENDS
 
 
 def positive_int(text: str) -> int:
@@ -106,16 +105,6 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
 
 def add_backend_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="torch", choices=BACKENDS, help="framework (default: torch)")
-
-
-def apply_determinism(args: argparse.Namespace) -> None:
-    """``--deterministic``: call the backend's ``enable_determinism()``; a backend without one refuses."""
-    if not getattr(args, "deterministic", False):
-        return
-    backend = load_backend(args.backend)
-    if not hasattr(backend, "enable_determinism"):
-        raise UserError(f"--deterministic: backend {args.backend!r} has no switch for deterministic ops; drop the flag")
-    backend.enable_determinism()
 
 
 def resolve_recipe(args: argparse.Namespace) -> None:

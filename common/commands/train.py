@@ -10,9 +10,7 @@ from pathlib import Path
 
 from ..registry import classifier, load_backend
 from ..trainer import Trainer
-from .options import (
-    add_backend_option, add_training_options, apply_determinism, classifier_kwargs, load_data_from_args,
-)
+from .options import add_backend_option, add_training_options, classifier_kwargs, load_data_from_args
 
 
 def add_parser(sub) -> None:
@@ -35,7 +33,10 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     load_backend(args.backend)  # a missing framework fails before the data is read
-    apply_determinism(args)
+    if args.deterministic:
+        from ..registry import enable_determinism  # beside its one caller: only this flag needs it
+
+        enable_determinism(args.backend)
     data = load_data_from_args(args)
     model = classifier(args.backend, args.model, **classifier_kwargs(args, data.input_shape, data.num_classes))
     out = args.out or default_out_dir(args)
