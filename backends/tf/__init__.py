@@ -1,7 +1,11 @@
 """The TensorFlow backend: ``tf.Module``s built from the shared specs, ``tf.GradientTape``, XLA-compiled steps."""
 
-from .classifier import TFClassifier
-from .device import enable_determinism
+from .quiet import import_tensorflow
+
+import_tensorflow()  # before the modules below import it: TensorFlow's start-up lines stay off stderr
+
+from .classifier import TFClassifier  # noqa: E402
+from .device import enable_determinism  # noqa: E402
 
 CLASSIFIER = TFClassifier
 

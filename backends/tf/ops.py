@@ -43,13 +43,20 @@ def cross_entropy_grad(logits, labels, reduction: str = "mean", impl: str = "nat
 
 
 def _softmax_scratch(z: tf.Tensor) -> tf.Tensor:
-    e = tf.exp(z - tf.reduce_max(z, axis=-1, keepdims=True))
+    e = tf.exp(z - _row_max(z))
     return e / tf.reduce_sum(e, axis=-1, keepdims=True)
 
 
 def _log_softmax_scratch(z: tf.Tensor) -> tf.Tensor:
-    shifted = z - tf.reduce_max(z, axis=-1, keepdims=True)
+    shifted = z - _row_max(z)
     return shifted - tf.math.log(tf.reduce_sum(tf.exp(shifted), axis=-1, keepdims=True))
+
+
+def _row_max(z: tf.Tensor) -> tf.Tensor:
+    """The max that is subtracted, without a gradient: the shift changes nothing, so its true
+    gradient is zero; through autodiff it would add the rounding residual of a sum over every
+    class (up to n * eps / N) to the largest logit's gradient."""
+    return tf.stop_gradient(tf.reduce_max(z, axis=-1, keepdims=True))
 
 
 def _cross_entropy(z: tf.Tensor, y: tf.Tensor, reduction: str, impl: str) -> tf.Tensor:
