@@ -95,3 +95,12 @@ def classifier(
         seed=seed,
         device=device,
     )
+
+
+def enable_determinism(backend: str) -> None:
+    """Make ``backend``'s framework compute deterministically, process-wide, through the
+    backend's own ``enable_determinism()``; a backend without that switch refuses."""
+    switch = getattr(load_backend(backend), "enable_determinism", None)
+    if switch is None:
+        raise UserError(f"--deterministic: backend {backend!r} has no switch for deterministic ops; drop the flag")
+    switch()

@@ -124,6 +124,8 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight-decay", type=non_negative_float, default=0.0,
                         help="L2 penalty added to the gradient, as torch.optim does (default: 0)")
     parser.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS, help="default: sgd")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="deterministic ops, for backends with a switch for them (tf); others refuse the flag")
 
 
 def add_backend_option(parser: argparse.ArgumentParser) -> None:

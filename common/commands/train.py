@@ -66,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{out} already holds all {done} epochs: nothing to train (pass --epochs N to train further)")
         return 0
     load_backend(args.backend)  # a missing framework fails before the data is read
+    if args.deterministic:
+        from ..registry import enable_determinism  # beside its one caller: only this flag needs it
+
+        enable_determinism(args.backend)
     data = load_data_from_args(args)
     check_model_fits(args.model, data)
     model = classifier(args.backend, args.model, **classifier_kwargs(args, data.input_shape, data.num_classes))

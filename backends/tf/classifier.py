@@ -1,0 +1,234 @@
+"""The TensorFlow Classifier: ``tf.Module``s from the shared spec, ``tf.GradientTape``, a compiled step.
+
+Plain TensorFlow throughout (no Keras), so the backend does not depend on the process-wide
+``KERAS_BACKEND``. The train and eval steps are ``tf.function``s with a batch dimension of
+``None`` in their input signature: each is traced once per classifier, whatever the batch
+sizes (the last partial batch included), and XLA, where it is on, compiles one program
+per batch shape it meets.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property, partial
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from ...common.checks import check_finite, check_image_shape, check_labels
+from ...common.classifier import Classifier
+from .device import resolve_device
+from .models import build_network
+from .optim import SGD, Adam
+
+# XLA (jit_compile=True) where it made the train step faster, measured on the 2-core CPU
+# (benchmarks/tf_steps.py, BENCHMARKS.md). XLA's CPU convolutions are slower than the
+# oneDNN kernels TensorFlow runs without it (cnn 0.4x, lenet and resnet 0.8x), so the
+# convolutional models run as plain graphs.
+XLA_MODELS = frozenset({"softmax", "mlp"})
+
+
+class TFClassifier(Classifier):
+    backend = "tf"
+
+    def __init__(self, model: str, **hparams: Any) -> None:
+        super().__init__(model, **hparams)
+        self._device = resolve_device(self.hparams.device)
+        with tf.device(self._device):
+            self.net = build_network(self.spec)
+            self.params = self.net.parameters()
+            self._variables = [p.variable for p in self.params]
+            self.set_params(self.initial_params())
+            self.optimizer = self.configure_optimizers()
+        signature = [tf.TensorSpec([None, *self.spec.input_shape], tf.float32), tf.TensorSpec([None], tf.int64)]
+        jit = self.model in XLA_MODELS
+        # Partials, not bound methods: tf.function counts traces per code object to warn about
+        # retracing, so five classifiers made in a row (each tracing its own step once) would
+        # read as retracing; a partial has no code object and is counted on its own.
+        self.train_function = tf.function(partial(TFClassifier._train_graph, self), input_signature=signature,
+                                          jit_compile=jit)
+        self.eval_function = tf.function(partial(TFClassifier._eval_graph, self), input_signature=signature,
+                                         jit_compile=jit)
+        self._on_device: dict[int, tuple[np.ndarray, tf.Tensor]] = {}
+
+    # ------------------------------------------------------------------ the contract
+
+    def forward(self, X) -> tf.Tensor:
+        X = self._images(X)
+        with tf.device(self._device):
+            return self.net(X)
+
+    def loss(self, Y_hat, Y) -> tf.Tensor:
+        Y_hat, Y = self._logits(Y_hat), self._labels(Y)
+        with tf.device(self._device):
+            return _cross_entropy(Y_hat, Y)
+
+    def accuracy(self, Y_hat, Y, averaged: bool = True) -> tf.Tensor:
+        Y_hat, Y = self._logits(Y_hat), self._labels(Y)
+        with tf.device(self._device):
+            correct = tf.cast(_predictions(Y_hat) == Y, tf.float32)
+            return tf.reduce_mean(correct) if averaged else correct
+
+    def configure_optimizers(self) -> SGD | Adam:
+        h = self.hparams
+        if h.optimizer == "adam":
+            return Adam(self._variables, lr=h.lr, weight_decay=h.weight_decay)
+        return SGD(self._variables, lr=h.lr, momentum=h.momentum, weight_decay=h.weight_decay)
+
+    def training_step(self, batch) -> dict[str, tf.Tensor]:
+        X, y = batch
+        return self._train_step(self._images(X), self._labels(y))
+
+    def validation_step(self, batch) -> dict[str, tf.Tensor]:
+        X, y = batch
+        return self._eval_step(self._images(X), self._labels(y))
+
+    def gradients(self, batch) -> dict[str, np.ndarray]:
+        X, y = batch
+        X, y = self._images(X), self._labels(y)
+        with tf.device(self._device), tf.GradientTape() as tape:
+            loss = _cross_entropy(self.net(X), y)
+        grads = tape.gradient(loss, self._variables)
+        return {p.name: _exchange(p.to_canonical(g.numpy())) for p, g in zip(self.params, grads)}
+
+    def get_params(self) -> dict[str, np.ndarray]:
+        return {p.name: _exchange(p.to_canonical(p.variable.numpy())) for p in self.params}
+
+    def set_params(self, params: dict[str, np.ndarray]) -> None:
+        params = self.check_params(params)
+        for p in self.params:
+            p.variable.assign(p.to_native(params[p.name]))
+
+    def get_optimizer_state(self) -> dict[str, np.ndarray]:
+        state: dict[str, np.ndarray] = {}
+        for i, p in enumerate(self.params):
+            for slot, buffers in self.optimizer.slots.items():
+                state[f"{slot}.{p.name}"] = _exchange(p.to_canonical(buffers[i].numpy()))
+        if self.hparams.optimizer == "adam":
+            state["step"] = np.asarray(int(self.optimizer.step.numpy()), dtype=np.int64)
+        return state
+
+    def set_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
+        for i, p in enumerate(self.params):
+            for slot, buffers in self.optimizer.slots.items():
+                buffers[i].assign(p.to_native(np.asarray(state[f"{slot}.{p.name}"], np.float32)))
+        if self.hparams.optimizer == "adam":
+            self.optimizer.step.assign(int(state["step"]))
+
+    @staticmethod
+    def to_numpy(x) -> np.ndarray:
+        return x.numpy() if isinstance(x, (tf.Tensor, tf.Variable)) else np.asarray(x)
+
+    @property
+    def device(self) -> str:
+        return self._device
+
+    @staticmethod
+    def framework_versions() -> dict[str, str]:
+        return {"tensorflow": tf.__version__}
+
+    # ------------------------------------------------------------------ epoch loops
+
+    def device_batches(self, plan):
+        """Batches gathered on the device: the split is copied there once, not per batch."""
+        X, y = self._resident(plan.X), self._resident(plan.y)
+        for idx in plan.batch_indices():
+            with tf.device(self._device):
+                batch = tf.gather(X, idx), tf.gather(y, idx)
+            yield batch
+
+    def _train_step(self, X: tf.Tensor, y: tf.Tensor) -> dict[str, tf.Tensor]:
+        return self._train_concrete(X, y)
+
+    def _eval_step(self, X: tf.Tensor, y: tf.Tensor) -> dict[str, tf.Tensor]:
+        return self._eval_concrete(X, y)
+
+    # The steps call the one concrete function each tf.function traces (the input signature
+    # allows only one): that skips the per-call argument binding and trace-cache lookup of
+    # the tf.function: about 0.2 ms a call on the 2-core CPU, a tenth of an mlp step. Traced on
+    # first use.
+
+    @cached_property
+    def _train_concrete(self):
+        return self.train_function.get_concrete_function()
+
+    @cached_property
+    def _eval_concrete(self):
+        return self.eval_function.get_concrete_function()
+
+    def _train_graph(self, X: tf.Tensor, y: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The body of ``train_function``: forward, backward and update, traced into one graph."""
+        with tf.device(self._device):
+            with tf.GradientTape() as tape:
+                logits = self.net(X)
+                loss = _cross_entropy(logits, y)
+            grads = tape.gradient(loss, self._variables)
+            self.optimizer.apply_gradients(zip(grads, self._variables))
+            return _metrics(logits, y, loss)
+
+    def _eval_graph(self, X: tf.Tensor, y: tf.Tensor) -> dict[str, tf.Tensor]:
+        with tf.device(self._device):
+            logits = self.net(X)
+            return _metrics(logits, y, _cross_entropy(logits, y))
+
+    # ------------------------------------------------------------------ conversions
+
+    def _resident(self, array: np.ndarray) -> tf.Tensor:
+        """``array`` on the device, copied once per array."""
+        key = id(array)
+        if key not in self._on_device or self._on_device[key][0] is not array:
+            with tf.device(self._device):
+                self._on_device[key] = (array, tf.constant(array))
+        return self._on_device[key][1]
+
+    def _images(self, X) -> tf.Tensor:
+        if isinstance(X, (tf.Tensor, tf.Variable)):
+            X = tf.cast(X, tf.float32)
+            if not bool(tf.reduce_all(tf.math.is_finite(X))):
+                check_finite(X.numpy(), what="images")  # raises, naming the value
+        else:
+            X = np.ascontiguousarray(check_finite(X, what="images"), dtype=np.float32)
+        check_image_shape(tuple(X.shape), self.spec.input_shape, self.model)
+        with tf.device(self._device):
+            return tf.identity(X)
+
+    def _logits(self, Y_hat) -> tf.Tensor:
+        if isinstance(Y_hat, (tf.Tensor, tf.Variable)):
+            Y_hat = tf.cast(Y_hat, tf.float32)
+            if not bool(tf.reduce_all(tf.math.is_finite(Y_hat))):
+                check_finite(Y_hat.numpy(), what="logits")
+        else:
+            Y_hat = np.asarray(check_finite(Y_hat, what="logits"), dtype=np.float32)
+        if len(Y_hat.shape) != 2 or Y_hat.shape[1] != self.num_classes:
+            raise ValueError(f"logits must have shape (N, {self.num_classes}); got {tuple(Y_hat.shape)}")
+        with tf.device(self._device):
+            return tf.identity(Y_hat)
+
+    def _labels(self, Y) -> tf.Tensor:
+        Y = check_labels(Y.numpy() if isinstance(Y, (tf.Tensor, tf.Variable)) else Y, self.num_classes)
+        if Y.ndim != 1:
+            raise ValueError(f"labels must be a vector of class indices; got shape {Y.shape}")
+        with tf.device(self._device):
+            return tf.constant(Y)
+
+
+def _cross_entropy(logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+
+
+def _predictions(logits: tf.Tensor) -> tf.Tensor:
+    """The argmax of each row, ties to the lowest index (``tf.math.argmax`` leaves ties open)."""
+    is_max = logits == tf.reduce_max(logits, axis=1, keepdims=True)
+    classes = tf.range(tf.shape(logits, out_type=tf.int64)[1])
+    return tf.reduce_min(tf.where(is_max, classes, tf.int64.max), axis=1)
+
+
+def _metrics(logits: tf.Tensor, y: tf.Tensor, loss: tf.Tensor) -> dict[str, tf.Tensor]:
+    correct = tf.reduce_sum(tf.cast(_predictions(logits) == y, tf.int64))
+    return {"loss": loss, "accuracy": tf.cast(correct, tf.float32) / tf.cast(tf.size(y), tf.float32),
+            "correct": correct}
+
+
+def _exchange(value: np.ndarray) -> np.ndarray:
+    """A contiguous float32 copy, as the exchange format holds (conversions return views)."""
+    return np.array(value, dtype=np.float32, order="C")
