@@ -1,5 +1,5 @@
 """JAX specifics: an SGD step by hand, the parameter layout at the boundary, the pure jitted
-steps, the scanned epoch against the step-by-step loop, and the device. Its ops are held to
+steps and the device (the scanned epoch is held to the step-by-step loop in tests/test_trainer.py). Its ops are held to
 the float64 reference with every other backend's in tests/test_ops.py."""
 
 from __future__ import annotations
@@ -85,40 +85,6 @@ def test_the_pure_steps_can_be_called_directly_and_donate_the_state(rng):
     assert before.params["fc1"]["kernel"].is_deleted()  # donated: its buffers now belong to ``state``
     clf.state = state
     assert float(clf.validation_step((np.asarray(X), np.asarray(y)))["loss"]) < loss_before
-
-
-@pytest.mark.parametrize(("model", "optimizer"), [("mlp", "sgd"), ("cnn", "adam"), ("lenet", "sgd")])
-def test_the_scanned_epoch_equals_the_step_by_step_loop(fashion_2k, model, optimizer):
-    """train_epoch runs the epoch as one program (lax.scan plus the last partial batch); it must
-    give the step-by-step loop's parameters and metrics within float32 rounding. 300 examples in
-    batches of 64: four full batches and one of 44."""
-    kw = dict(optimizer=optimizer, lr=0.05 if optimizer == "sgd" else 1e-3, momentum=0.9 * (optimizer == "sgd"),
-              weight_decay=1e-3, device="cpu")
-    full = fashion_2k.train_plan(0)
-    plan = type(full)(full.X, full.y, full.order[:300], 64)
-    assert plan.batch_sizes() == [64, 64, 64, 64, 44]
-    scanned, stepped = crossframe.classifier("jax", model, **kw), crossframe.classifier("jax", model, **kw)
-    totals = scanned.train_epoch(plan)
-    losses = [float(stepped.training_step(batch)["loss"]) for batch in plan]
-    # the same compiled step either way: any difference is XLA fusing the scanned step differently,
-    # a few float32 ulps of parameters of size <= 0.5 (ulp 6e-8) after five steps
-    for name, value in stepped.get_params().items():
-        np.testing.assert_allclose(scanned.get_params()[name], value, atol=1e-6, rtol=0, err_msg=name)
-    np.testing.assert_allclose(np.asarray(totals.batch_losses), losses, rtol=1e-6)
-    loss, _ = totals.read()
-    assert loss == pytest.approx(np.dot(losses, plan.batch_sizes()) / 300, rel=1e-6)
-    for slot, value in stepped.get_optimizer_state().items():
-        np.testing.assert_allclose(scanned.get_optimizer_state()[slot], value, atol=1e-6, err_msg=slot)
-
-
-def test_the_scanned_evaluation_equals_validation_steps(fashion_2k):
-    clf = crossframe.classifier("jax", "cnn", device="cpu")
-    plan = fashion_2k.val_plan()
-    per_batch = [clf.validation_step(batch) for batch in plan]
-    loss, acc = clf.evaluate(plan).read()
-    sizes = plan.batch_sizes()
-    assert loss == pytest.approx(sum(float(m["loss"]) * n for m, n in zip(per_batch, sizes)) / 1000, rel=1e-6)
-    assert acc == sum(int(m["correct"]) for m in per_batch) / 1000
 
 
 def test_device_gpu_without_a_gpu_is_a_clear_error():

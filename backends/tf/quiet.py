@@ -7,6 +7,9 @@ runs with file descriptor 2 pointed at /dev/null instead (anything else written 
 during the import is lost with them; a failed import still raises as usual).
 ``TF_CPP_MIN_LOG_LEVEL`` defaults to 2, the user's own setting winning, which keeps the
 later INFO and WARNING lines (XLA's service banner, "Compiled cluster using XLA!") out too.
+The devices are listed inside the same redirect: on a machine with an NVIDIA driver and no
+usable GPU, the full ``tensorflow`` wheel logs an ERROR ("failed call to cuInit") when it
+first looks for one, which no log level below 3 hides.
 """
 
 from __future__ import annotations
@@ -22,7 +25,12 @@ def import_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "tensorflow" not in sys.modules:
         with _stderr_to_devnull():
-            import tensorflow  # noqa: F401
+            import tensorflow
+
+            # Looking for devices loads the CUDA platform; on a machine with an NVIDIA driver
+            # but no usable GPU, the full ``tensorflow`` wheel logs "failed call to cuInit" at
+            # that moment, once per process. Doing it here keeps that line off stderr too.
+            tensorflow.config.list_physical_devices()
 
 
 @contextlib.contextmanager
