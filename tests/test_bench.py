@@ -74,6 +74,7 @@ def test_ratios_and_targets_on_the_full_dataset():
         _run("torch", "crossframe", 1.0, keras="keras-torch"),
         _run("jax", "crossframe", 2.0, keras="keras-jax"),
         _run("tf", "crossframe", None, keras="keras-tensorflow", status="unavailable"),
+        _run("numpy", "crossframe", 4.0),  # the float64 reference: timed, not held to the targets
         _run("classic", "classic", 5.0),
         _run("keras-torch", "keras", 1.5),
         _run("keras-jax", "keras", 1.0),
@@ -82,7 +83,8 @@ def test_ratios_and_targets_on_the_full_dataset():
     add_ratios(runs)
     assert (runs[0]["vs_classic"], runs[0]["vs_keras"]) == (5.0, 1.5)
     assert (runs[1]["vs_classic"], runs[1]["vs_keras"]) == (2.5, 0.5)
-    assert runs[4]["vs_classic"] == pytest.approx(5 / 1.5) and runs[4]["vs_keras"] is None
+    assert runs[3]["vs_classic"] == 1.25
+    assert runs[5]["vs_classic"] == pytest.approx(5 / 1.5) and runs[5]["vs_keras"] is None
     fastest, every, keras = targets(runs, {"dataset": "fashion-mnist", "train_examples": 60_000})
     assert fastest["met"] is True and fastest["detail"] == "torch 5.00x; not measured: tf"
     assert every["met"] is True and every["detail"].startswith("torch 5.00x, jax 2.50x")
