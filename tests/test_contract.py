@@ -73,6 +73,29 @@ def test_training_step_updates_and_validation_step_does_not(backend, rng):
     assert float(clf.validation_step((X, y))["loss"]) < float(train["loss"])
 
 
+def test_sgd_momentum_weight_decay_steps_equal_the_hand_computed_update(backend, rng):
+    """Two steps of softmax regression, computed by hand in float64 with PyTorch's conventions:
+    g = grad + wd * w;  b = mu * b + g (b = g at the first step);  w = w - lr * b."""
+    lr, mu, wd = 0.1, 0.9, 0.01
+    clf = make(backend, "softmax", lr=lr, momentum=mu, weight_decay=wd, seed=0)
+    params = {k: v.astype(np.float64) for k, v in crossframe.init_params("softmax", seed=0).items()}
+    buf = {k: np.zeros_like(v) for k, v in params.items()}
+    for _ in range(2):
+        X, y = batch(rng, n=32)
+        flat = X.reshape(32, -1).astype(np.float64)
+        dz = ref.cross_entropy_grad(flat @ params["fc.weight"].T + params["fc.bias"], y)
+        grads = {"fc.weight": dz.T @ flat, "fc.bias": dz.sum(axis=0)}
+        for k in params:
+            g = grads[k] + wd * params[k]
+            buf[k] = mu * buf[k] + g
+            params[k] = params[k] - lr * buf[k]
+        clf.training_step((X, y))
+    for k, v in clf.get_params().items():
+        np.testing.assert_allclose(v, params[k], atol=1e-6, rtol=0)
+    state = clf.get_optimizer_state()
+    np.testing.assert_allclose(state["momentum.fc.weight"], buf["fc.weight"], atol=1e-5)
+
+
 def test_set_params_then_get_params_round_trips(backend, rng):
     clf = make(backend, "cnn")
     params = {k: rng.normal(size=v.shape).astype(np.float32) for k, v in clf.get_params().items()}

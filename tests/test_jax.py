@@ -1,6 +1,7 @@
-"""JAX specifics: an SGD step by hand, the parameter layout at the boundary, the pure jitted
-steps and the device (the scanned epoch is held to the step-by-step loop in tests/test_trainer.py). Its ops are held to
-the float64 reference with every other backend's in tests/test_ops.py."""
+"""JAX specifics: unchecked indexing, the parameter layout at the boundary, the pure jitted
+steps and the device. The SGD step by hand (tests/test_contract.py), the scanned epoch against
+the step-by-step loop (tests/test_trainer.py) and the ops (tests/test_ops.py) are tested with
+every other backend's."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ pytest.importorskip("optax", reason="Optax is not installed")
 import crossframe  # noqa: E402
 from crossframe.backends.jax import eval_step, train_step  # noqa: E402
 from crossframe.backends.jax.models import build_network, from_flax_params, to_flax_params  # noqa: E402
-from crossframe.common import reference as ref  # noqa: E402
 from crossframe.common.models import MODELS, build_spec  # noqa: E402
 
 
@@ -23,30 +23,6 @@ def _has_gpu() -> bool:
         return bool(jax.devices("gpu"))
     except RuntimeError:
         return False
-
-
-def test_sgd_momentum_weight_decay_steps_equal_the_hand_computed_update(rng):
-    """Two steps of softmax regression, computed by hand in float64 with PyTorch's conventions:
-    g = grad + wd * w;  b = mu * b + g (b = g at the first step);  w = w - lr * b."""
-    lr, mu, wd = 0.1, 0.9, 0.01
-    clf = crossframe.classifier("jax", "softmax", lr=lr, momentum=mu, weight_decay=wd, seed=0, device="cpu")
-    params = {k: v.astype(np.float64) for k, v in crossframe.init_params("softmax", seed=0).items()}
-    buf = {k: np.zeros_like(v) for k, v in params.items()}
-    for _ in range(2):
-        X = rng.normal(size=(32, 1, 28, 28)).astype(np.float32)
-        y = rng.integers(0, 10, size=32)
-        flat = X.reshape(32, -1).astype(np.float64)
-        dz = ref.cross_entropy_grad(flat @ params["fc.weight"].T + params["fc.bias"], y)
-        grads = {"fc.weight": dz.T @ flat, "fc.bias": dz.sum(axis=0)}
-        for k in params:
-            g = grads[k] + wd * params[k]
-            buf[k] = mu * buf[k] + g
-            params[k] = params[k] - lr * buf[k]
-        clf.training_step((X, y))
-    for k, v in clf.get_params().items():
-        np.testing.assert_allclose(v, params[k], atol=1e-6, rtol=0)
-    state = clf.get_optimizer_state()
-    np.testing.assert_allclose(state["momentum.fc.weight"], buf["fc.weight"], atol=1e-5)
 
 
 def test_unchecked_jax_indexes_bad_labels_silently_so_the_classifier_checks_them(rng):

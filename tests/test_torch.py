@@ -1,5 +1,5 @@
-"""PyTorch specifics: an SGD step by hand, and the device. Its ops are held to the float64
-reference with every other backend's in tests/test_ops.py."""
+"""PyTorch specifics: the device. The SGD step by hand is in tests/test_contract.py, for every
+backend; the ops are held to the float64 reference in tests/test_ops.py."""
 
 from __future__ import annotations
 
@@ -9,31 +9,6 @@ import pytest
 torch = pytest.importorskip("torch", reason="PyTorch is not installed")
 
 import crossframe  # noqa: E402
-from crossframe.common import reference as ref  # noqa: E402
-
-
-def test_sgd_momentum_weight_decay_steps_equal_the_hand_computed_update(rng):
-    """Two steps of softmax regression, computed by hand in float64 with PyTorch's conventions:
-    g = grad + wd * w;  b = mu * b + g (b = g at the first step);  w = w - lr * b."""
-    lr, mu, wd = 0.1, 0.9, 0.01
-    clf = crossframe.classifier("torch", "softmax", lr=lr, momentum=mu, weight_decay=wd, seed=0, device="cpu")
-    params = {k: v.astype(np.float64) for k, v in crossframe.init_params("softmax", seed=0).items()}
-    buf = {k: np.zeros_like(v) for k, v in params.items()}
-    for _ in range(2):
-        X = rng.normal(size=(32, 1, 28, 28)).astype(np.float32)
-        y = rng.integers(0, 10, size=32)
-        flat = X.reshape(32, -1).astype(np.float64)
-        dz = ref.cross_entropy_grad(flat @ params["fc.weight"].T + params["fc.bias"], y)
-        grads = {"fc.weight": dz.T @ flat, "fc.bias": dz.sum(axis=0)}
-        for k in params:
-            g = grads[k] + wd * params[k]
-            buf[k] = mu * buf[k] + g
-            params[k] = params[k] - lr * buf[k]
-        clf.training_step((X, y))
-    for k, v in clf.get_params().items():
-        np.testing.assert_allclose(v, params[k], atol=1e-6, rtol=0)
-    state = clf.get_optimizer_state()
-    np.testing.assert_allclose(state["momentum.fc.weight"], buf["fc.weight"], atol=1e-5)
 
 
 def test_device_gpu_without_a_gpu_is_a_clear_error():

@@ -191,7 +191,10 @@ class TFClassifier(Classifier):
         full = plan.num_examples // b * b
         with tf.device(self._device):
             order = tf.constant(plan.order)
-            losses, correct = self._epoch_function(kind, b)(X, y, order[:full])
+            if full:
+                losses, correct = self._epoch_function(kind, b)(X, y, order[:full])
+            else:  # fewer examples than a batch: XLA slices a batch even in a loop that runs no step
+                losses, correct = tf.zeros([0], tf.float32), tf.zeros([0], tf.int64)
             if full < plan.num_examples:  # the last partial batch, of its true size
                 idx = order[full:]
                 last = (self._train_step if kind == "train" else self._eval_step)(tf.gather(X, idx), tf.gather(y, idx))
