@@ -63,6 +63,29 @@ def test_the_pure_steps_can_be_called_directly_and_donate_the_state(rng):
     assert float(clf.validation_step((np.asarray(X), np.asarray(y)))["loss"]) < loss_before
 
 
+def test_convolutional_epochs_loop_on_a_cpu_and_their_scan_still_equals_the_loop(fashion_2k, monkeypatch):
+    """On a CPU a cnn epoch loops over the jitted step (XLA:CPU's convolutions are three times
+    slower inside a scan); on a GPU it is scanned. The scan a GPU runs is held to the loop here,
+    forced on the CPU: 300 examples, four batches of 64 and one of 44."""
+    from crossframe.backends.jax import classifier as jax_classifier
+
+    full = fashion_2k.train_plan(0)
+    plan = type(full)(full.X, full.y, full.order[:300], 64)
+    kw = dict(lr=0.05, momentum=0.9, device="cpu")
+    looped = crossframe.classifier("jax", "cnn", **kw)
+    assert not looped.scans_epochs and crossframe.classifier("jax", "mlp", device="cpu").scans_epochs
+    monkeypatch.setattr(jax_classifier, "SCANNED_ON_CPU", frozenset({"cnn"}))
+    scanned = crossframe.classifier("jax", "cnn", **kw)
+    assert scanned.scans_epochs
+    scanned_loss, _ = scanned.train_epoch(plan).read()
+    looped_loss, _ = looped.train_epoch(plan).read()
+    assert scanned_loss == pytest.approx(looped_loss, rel=1e-6)
+    for name, value in looped.get_params().items():  # float32 rounding of parameters <= 0.5, as in test_trainer
+        np.testing.assert_allclose(scanned.get_params()[name], value, atol=1e-6, rtol=0, err_msg=name)
+    val = fashion_2k.val_plan()
+    assert scanned.evaluate(val).read() == pytest.approx(looped.evaluate(val).read(), rel=1e-6)
+
+
 def test_device_gpu_without_a_gpu_is_a_clear_error():
     if _has_gpu():
         pytest.skip("this machine has a GPU")

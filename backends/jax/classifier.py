@@ -36,6 +36,16 @@ from .device import resolve_device
 from .models import build_network, from_flax_params, to_flax_params
 
 
+# The models whose epoch runs as one ``lax.scan`` on a CPU, measured on the 2-core CPU
+# (BENCHMARKS.md): there the scan made an mlp step faster (1.5 ms against 2.5 ms a step run
+# one by one) but a convolution three times slower (cnn 35 ms against 11.6 ms, lenet 27 against
+# 9; on one core too, so not a threading effect): XLA:CPU compiles a convolution inside a
+# loop body into slower code than the same convolution in a program of its own. So on a CPU
+# the convolutional models run the epoch as a loop over the jitted ``train_step``. On a GPU
+# every model's epoch is one scan.
+SCANNED_ON_CPU = frozenset({"softmax", "mlp"})
+
+
 class JaxClassifier(Classifier):
     backend = "jax"
 
@@ -143,14 +153,24 @@ class JaxClassifier(Classifier):
 
     def train_epoch(self, plan, on_step: StepCallback | None = None) -> EpochTotals:
         """The whole epoch as one compiled program (steps.train_epoch); ``on_step`` is called
-        for every batch once the program has finished, with the epoch's totals."""
+        for every batch once the program has finished, with the epoch's totals. On a CPU, a
+        model outside ``SCANNED_ON_CPU`` loops over the jitted step instead."""
+        if not self.scans_epochs:
+            return super().train_epoch(plan, on_step)
         X, y, order = self._resident(plan.X), self._resident(plan.y), self._to_device(plan.order.astype(np.int32))
         self.state, per_batch = steps.train_epoch(self.state, X, y, order, plan.batch_size)
         return _totals(plan, per_batch, on_step)
 
     def evaluate(self, plan, on_step: StepCallback | None = None) -> EpochTotals:
+        if not self.scans_epochs:
+            return super().evaluate(plan, on_step)
         X, y, order = self._resident(plan.X), self._resident(plan.y), self._to_device(plan.order.astype(np.int32))
         return _totals(plan, steps.evaluate(self.state, X, y, order, plan.batch_size), on_step)
+
+    @property
+    def scans_epochs(self) -> bool:
+        """Whether ``train_epoch`` and ``evaluate`` run as one ``lax.scan`` here (see ``SCANNED_ON_CPU``)."""
+        return self._device.platform != "cpu" or self.model in SCANNED_ON_CPU
 
     def _train_step(self, X: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
         self.state, metrics = steps.train_step(self.state, (X, y))
