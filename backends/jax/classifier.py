@@ -55,7 +55,9 @@ class JaxClassifier(Classifier):
         self.net = build_network(self.spec)
         self.optimizer = self.configure_optimizers()
         params = self._to_device(to_flax_params(self.initial_params(), self.spec))
-        self.state = TrainState.create(apply_fn=self.net.apply, params=params, tx=self.optimizer)
+        # every leaf on the device, the step counter too (a Python 0 otherwise): the state that
+        # comes back from a compiled epoch then matches the first one, and nothing compiles twice
+        self.state = self._to_device(TrainState.create(apply_fn=self.net.apply, params=params, tx=self.optimizer))
         self._on_device: dict[int, tuple[np.ndarray, jax.Array]] = {}
 
     # ------------------------------------------------------------------ the contract
