@@ -1,0 +1,77 @@
+"""Time the JAX backend's epoch both ways on this machine: one ``lax.scan`` over the batches
+(``steps.train_epoch``), or a Python loop over the jitted ``steps.train_step``.
+
+    python benchmarks/jax_scan_vs_steps.py [--models mlp cnn lenet] [--batch-sizes 64] [--batches 100] [--repeats 3]
+
+Per model and batch size: ``--batches`` batches of random images, resident on the device; each way is run
+once to compile, then the two take turns for ``--repeats`` rounds and the figure is each way's
+fastest round, in milliseconds per step. This is the measurement behind ``SCANNED_ON_CPU`` in
+``backends/jax/classifier.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import crossframe
+from crossframe.backends.jax import steps
+from crossframe.common.models import MODELS, RECIPES
+
+def ms_per_step(model: str, batch_size: int, batches: int, repeats: int, device: str) -> dict[str, float]:
+    recipe = RECIPES[model]
+    clf = crossframe.classifier("jax", model, lr=recipe.lr, momentum=recipe.momentum, device=device)
+    rng = np.random.default_rng(0)
+    n = batch_size * batches
+    X = jax.device_put(rng.normal(size=(n, 1, 28, 28)).astype(np.float32), clf._device)
+    y = jax.device_put(rng.integers(0, 10, n).astype(np.int32), clf._device)
+    order = jnp.arange(n, dtype=jnp.int32)
+
+    def scan() -> None:
+        clf.state, per_batch = steps.train_epoch(clf.state, X, y, order, batch_size)
+        jax.block_until_ready(per_batch)
+
+    def loop() -> None:
+        state = clf.state
+        for i in range(batches):
+            idx = order[i * batch_size:(i + 1) * batch_size]
+            state, metrics = steps.train_step(state, (X[idx], y[idx]))
+        clf.state = state
+        jax.block_until_ready(metrics)
+
+    ways = {"scan": scan, "loop": loop}
+    for run in ways.values():
+        run()  # compile
+    best = {name: float("inf") for name in ways}
+    for _ in range(repeats):
+        for name, run in ways.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], (time.perf_counter() - start) / batches * 1e3)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["mlp", "cnn", "lenet"], choices=MODELS)
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[64])
+    parser.add_argument("--batches", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    args = parser.parse_args()
+    print(f"jax {jax.__version__}, {args.device}; fastest of {args.repeats} rounds of {args.batches} steps")
+    print("| model | batch | scan ms/step | loop ms/step | loop / scan |")
+    print("|---|---:|---:|---:|---:|")
+    for model in args.models:
+        for batch_size in args.batch_sizes:
+            best = ms_per_step(model, batch_size, args.batches, args.repeats, args.device)
+            print(f"| {model} | {batch_size} | {best['scan']:.2f} | {best['loop']:.2f} | "
+                  f"{best['loop'] / best['scan']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
