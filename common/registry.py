@@ -97,6 +97,9 @@ def classifier(
     )
 
 
+_DETERMINISTIC: set[str] = set()  # the backends switched to deterministic ops in this process
+
+
 def enable_determinism(backend: str) -> None:
     """Make ``backend``'s framework compute deterministically, process-wide, through the
     backend's own ``enable_determinism()``; a backend without that switch refuses."""
@@ -104,3 +107,9 @@ def enable_determinism(backend: str) -> None:
     if switch is None:
         raise UserError(f"--deterministic: backend {backend!r} has no switch for deterministic ops; drop the flag")
     switch()
+    _DETERMINISTIC.add(backend)
+
+
+def determinism_enabled(backend: str) -> bool:
+    """Whether ``enable_determinism(backend)`` ran in this process (run folders record it)."""
+    return backend in _DETERMINISTIC

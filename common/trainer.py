@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from .checks import check_labels
 from .classifier import Classifier, EpochTotals
 from .errors import DivergenceError, TrainingInterrupted, UserError
+from .registry import determinism_enabled
 from .runfolder import Checkpoint, RunFolder, interrupts_deferred, same_run_mismatches
 from .runinfo import machine, now
 
@@ -233,7 +234,8 @@ class Trainer:
         folder.remove_stale_temporaries()
         config["epochs"] = self.max_epochs
         config.setdefault("resumed", []).append(
-            {"after_epoch": state.epoch, "backend": classifier.backend, "device": classifier.device, "at": now()}
+            {"after_epoch": state.epoch, "backend": classifier.backend, "device": classifier.device,
+             "deterministic": determinism_enabled(classifier.backend), "at": now()}
         )
         folder.write_config(config)
         with interrupts_deferred():
@@ -264,6 +266,7 @@ def run_config(classifier: Classifier, data, max_epochs: int) -> dict[str, Any]:
         "val_examples": len(data.val.y),
         "normalization": {"mean": data.mean, "std": data.std},
         "data_folder": _data_folder(data),
+        "deterministic": determinism_enabled(classifier.backend),
         "versions": {**classifier.framework_versions(), **machine()},
         "started": now(),
     }

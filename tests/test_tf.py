@@ -183,6 +183,12 @@ def test_deterministic_flag_turns_on_op_determinism(fashion_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "fused before True" in result.stdout and "fused after False" in result.stdout
     assert (tmp_path / "params.npz").exists()
+    assert json.loads((tmp_path / "config.json").read_text())["deterministic"] is True
+    # a resumed run, in a new process, turns the switch on again from config.json
+    resumed = subprocess.run([sys.executable, "-m", "crossframe", "train", "--resume", str(tmp_path), "--epochs", "2",
+                              "--no-progress"], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((tmp_path / "config.json").read_text())["resumed"][0]["deterministic"] is True
 
 
 def test_deterministic_flag_is_refused_by_a_backend_without_the_switch(capsys):

@@ -129,6 +129,7 @@ def _settings_from_run(args: argparse.Namespace) -> int:
         args.dataset, args.data_dir = folder_given or config["dataset"], None
     args.epochs = args.epochs or config["epochs"]
     args.device = args.device or config["device"]
+    args.deterministic = bool(config.get("deterministic", False))  # process-wide: turned on again
     if done > args.epochs:
         raise UserError(f"{args.resume} already holds {done} epochs, more than --epochs {args.epochs}")
     return done
