@@ -161,13 +161,18 @@ class Classifier(abc.ABC):
     def configure_optimizers(self):
         """The framework's own optimizer object for ``self.hparams``."""
 
-    @abc.abstractmethod
     def training_step(self, batch) -> dict[str, Any]:
-        """One optimizer update on ``(X, y)``; returns ``{"loss", "accuracy", "correct"}``."""
+        """One optimizer update on ``(X, y)``; returns ``{"loss", "accuracy", "correct"}``.
 
-    @abc.abstractmethod
+        The inputs are checked and converted here (``_images``, ``_labels``); the update itself
+        is the backend's ``_train_step``."""
+        X, y = batch
+        return self._train_step(self._images(X), self._labels(y))
+
     def validation_step(self, batch) -> dict[str, Any]:
         """Loss and accuracy on ``(X, y)`` without an update; same keys as training_step."""
+        X, y = batch
+        return self._eval_step(self._images(X), self._labels(y))
 
     @abc.abstractmethod
     def gradients(self, batch) -> dict[str, np.ndarray]:
@@ -276,6 +281,14 @@ class Classifier(abc.ABC):
     @abc.abstractmethod
     def _eval_step(self, X, y) -> dict[str, Any]:
         """validation_step without input checks, on native arrays already on the device."""
+
+    @abc.abstractmethod
+    def _images(self, X):
+        """Images (NumPy or native) checked (finite, the model's shape) and on the device, float32."""
+
+    @abc.abstractmethod
+    def _labels(self, Y):
+        """Labels checked (integers in ``[0, num_classes)``) and on the device, as the framework wants."""
 
 
 def _with_sizes(batches: Iterable, plan) -> Iterator[tuple[Any, Any, int]]:

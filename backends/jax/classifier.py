@@ -92,14 +92,6 @@ class JaxClassifier(Classifier):
         momentum = [optax.trace(decay=h.momentum, nesterov=False)] if h.momentum else []
         return optax.chain(*decay, *momentum, optax.scale_by_learning_rate(h.lr))
 
-    def training_step(self, batch) -> dict[str, jax.Array]:
-        X, y = batch
-        return self._train_step(self._images(X), self._labels(y))
-
-    def validation_step(self, batch) -> dict[str, jax.Array]:
-        X, y = batch
-        return self._eval_step(self._images(X), self._labels(y))
-
     def gradients(self, batch) -> dict[str, np.ndarray]:
         X, y = batch
         return from_flax_params(steps.gradients(self.state, (self._images(X), self._labels(y))), self.spec)

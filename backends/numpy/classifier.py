@@ -63,14 +63,6 @@ class NumpyClassifier(Classifier):
             return Adam(self.params, lr=h.lr, weight_decay=h.weight_decay)
         return SGD(self.params, lr=h.lr, momentum=h.momentum, weight_decay=h.weight_decay)
 
-    def training_step(self, batch) -> dict[str, np.ndarray]:
-        X, y = batch
-        return self._train_step(self._images(X), self._labels(y))
-
-    def validation_step(self, batch) -> dict[str, np.ndarray]:
-        X, y = batch
-        return self._eval_step(self._images(X), self._labels(y))
-
     def gradients(self, batch) -> dict[str, np.ndarray]:
         X, y = batch
         _, _, grads = self._loss_and_gradients(self._images(X), self._labels(y))

@@ -80,14 +80,6 @@ class TFClassifier(Classifier):
             return Adam(self._variables, lr=h.lr, weight_decay=h.weight_decay)
         return SGD(self._variables, lr=h.lr, momentum=h.momentum, weight_decay=h.weight_decay)
 
-    def training_step(self, batch) -> dict[str, tf.Tensor]:
-        X, y = batch
-        return self._train_step(self._images(X), self._labels(y))
-
-    def validation_step(self, batch) -> dict[str, tf.Tensor]:
-        X, y = batch
-        return self._eval_step(self._images(X), self._labels(y))
-
     def gradients(self, batch) -> dict[str, np.ndarray]:
         X, y = batch
         X, y = self._images(X), self._labels(y)

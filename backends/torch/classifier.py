@@ -45,14 +45,6 @@ class TorchClassifier(Classifier):
             return torch.optim.Adam(self.net.parameters(), lr=h.lr, weight_decay=h.weight_decay)
         return torch.optim.SGD(self.net.parameters(), lr=h.lr, momentum=h.momentum, weight_decay=h.weight_decay)
 
-    def training_step(self, batch) -> dict[str, torch.Tensor]:
-        X, y = batch
-        return self._train_step(self._images(X), self._labels(y))
-
-    def validation_step(self, batch) -> dict[str, torch.Tensor]:
-        X, y = batch
-        return self._eval_step(self._images(X), self._labels(y))
-
     def gradients(self, batch) -> dict[str, np.ndarray]:
         X, y = batch
         self.net.zero_grad(set_to_none=True)
