@@ -95,8 +95,8 @@ def load_params(path) -> dict[str, np.ndarray]:
     return load_arrays(path)
 
 
-def check_params(params: dict[str, np.ndarray], spec: ModelSpec) -> dict[str, np.ndarray]:
-    """``params`` as float32 arrays if every name and shape matches ``spec``; else UserError."""
+def check_params(params: dict[str, np.ndarray], spec: ModelSpec, what: str = "parameters") -> dict[str, np.ndarray]:
+    """``params`` (or gradients, ``what``) as float32 arrays if every name and shape matches ``spec``; else UserError."""
     expected = spec.param_shapes()
     missing = [name for name in expected if name not in params]
     extra = [name for name in params if name not in expected]
@@ -106,13 +106,13 @@ def check_params(params: dict[str, np.ndarray], spec: ModelSpec) -> dict[str, np
             parts.append(f"missing {', '.join(missing)}")
         if extra:
             parts.append(f"unexpected {', '.join(extra)}")
-        raise UserError(f"parameters do not fit model {spec.name!r} {spec.input_shape}: {'; '.join(parts)}")
+        raise UserError(f"{what} do not fit model {spec.name!r} {spec.input_shape}: {'; '.join(parts)}")
     out = {}
     for name, shape in expected.items():
         value = np.asarray(params[name])
         if value.shape != shape:
             raise UserError(
-                f"parameter {name} has shape {value.shape}, model {spec.name!r} needs {shape}"
+                f"{what.rstrip('s')} {name} has shape {value.shape}, model {spec.name!r} needs {shape}"
             )
         out[name] = value.astype(np.float32, copy=False)
     return out

@@ -13,17 +13,20 @@ epoch loops below only add them up on the device and the Trainer reads the total
 from __future__ import annotations
 
 import abc
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 import numpy as np
 
 from . import checkpoint
+from .checks import check_finite
 from .errors import UserError
 from .init import init_params
 from .models import ModelSpec, build_spec
+from .optim import OPTIMIZERS as OPTIMIZER_SPECS
+from .optim import OptimizerSpec
 
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = tuple(OPTIMIZER_SPECS)
 DEVICES = ("auto", "cpu", "gpu")
 
 
@@ -55,6 +58,13 @@ class Hyperparameters:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def optimizer_spec(self) -> OptimizerSpec:
+        """The optimizer these hyperparameters describe (common/optim.py): the spec takes the
+        hyperparameters it has a field for (Adam has no momentum) and its defaults for the rest."""
+        spec = OPTIMIZER_SPECS[self.optimizer]
+        mine = {f.name for f in fields(self)}
+        return spec(**{f.name: getattr(self, f.name) for f in fields(spec) if f.name in mine})
 
 
 @dataclass
@@ -178,6 +188,17 @@ class Classifier(abc.ABC):
     def gradients(self, batch) -> dict[str, np.ndarray]:
         """d(mean loss)/d(parameter) on ``(X, y)``, exchange format, without an update."""
 
+    def apply_gradients(self, grads: dict[str, np.ndarray]) -> None:
+        """One optimizer update from ``grads`` (exchange format) instead of a batch's own gradients.
+
+        The update ``training_step`` makes after its backward pass, on given gradients: the
+        parity checks feed every backend's optimizer the same float32 parameters and gradients
+        this way, so that they measure the optimizer alone (common/parity.py)."""
+        grads = checkpoint.check_params(grads, self.spec, what="gradients")
+        for name, g in grads.items():
+            check_finite(g, what=f"gradient {name}")
+        self._apply_gradients(grads)
+
     @abc.abstractmethod
     def get_params(self) -> dict[str, np.ndarray]:
         """The parameters in the exchange format: canonical names, layout, float32 NumPy."""
@@ -277,6 +298,10 @@ class Classifier(abc.ABC):
     @abc.abstractmethod
     def _train_step(self, X, y) -> dict[str, Any]:
         """training_step without input checks, on native arrays already on the device."""
+
+    @abc.abstractmethod
+    def _apply_gradients(self, grads: dict[str, np.ndarray]) -> None:
+        """apply_gradients without input checks: ``grads`` float32 NumPy in the exchange format."""
 
     @abc.abstractmethod
     def _eval_step(self, X, y) -> dict[str, Any]:

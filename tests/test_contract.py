@@ -96,6 +96,28 @@ def test_sgd_momentum_weight_decay_steps_equal_the_hand_computed_update(backend,
     np.testing.assert_allclose(state["momentum.fc.weight"], buf["fc.weight"], atol=1e-5)
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_apply_gradients_makes_the_update_of_a_training_step(backend, rng, optimizer):
+    """Fed the batch's own gradients, apply_gradients moves the parameters (and the optimizer
+    state) as training_step does on that batch, to float32 rounding; bad gradients are refused."""
+    kw = dict(lr=0.05, momentum=0.9, weight_decay=1e-3, optimizer=optimizer)
+    stepped, applied = make(backend, "cnn", **kw), make(backend, "cnn", **kw)
+    for _ in range(2):
+        X_y = batch(rng)
+        applied.apply_gradients(applied.gradients(X_y))
+        stepped.training_step(X_y)
+    for name, value in stepped.get_params().items():
+        np.testing.assert_allclose(applied.get_params()[name], value, atol=1e-6, rtol=0, err_msg=name)
+    for key, value in stepped.get_optimizer_state().items():
+        np.testing.assert_allclose(applied.get_optimizer_state()[key], value, atol=1e-6, rtol=1e-5, err_msg=key)
+    grads = applied.gradients(batch(rng))
+    with pytest.raises(ValueError, match=r"gradient fc.weight has shape \(10, 3\), model 'cnn' needs \(10, 320\)"):
+        applied.apply_gradients({**grads, "fc.weight": grads["fc.weight"][:, :3]})
+    grads["fc.bias"][4] = np.nan
+    with pytest.raises(ValueError, match=r"gradient fc.bias contain nan at index \(4,\)"):
+        applied.apply_gradients(grads)
+
+
 def test_set_params_then_get_params_round_trips(backend, rng):
     clf = make(backend, "cnn")
     params = {k: rng.normal(size=v.shape).astype(np.float32) for k, v in clf.get_params().items()}

@@ -13,8 +13,9 @@ import pytest
 import crossframe
 from crossframe.backends.numpy import NumpyClassifier, layers
 from crossframe.backends.numpy.models import ResidualBlock, build_layer, build_network
-from crossframe.backends.numpy.optim import SGD, Adam
+from crossframe.backends.numpy.optim import Optimizer
 from crossframe.common import models as spec
+from crossframe.common.optim import SGD, Adam
 from crossframe.common.errors import DeviceUnavailable, UserError
 
 MODELS = ("softmax", "mlp", "cnn", "lenet", "resnet")
@@ -192,7 +193,7 @@ def test_optimizers_do_what_torch_optim_does_in_float64(rng, numpy_opt, torch_na
     steps = [{k: rng.normal(size=v.shape) * 10.0 ** rng.integers(-9, 1, size=v.shape) for k, v in start.items()}
              for _ in range(4)]
     params = {k: v.copy() for k, v in start.items()}
-    ours = numpy_opt(params, **kw)
+    ours = Optimizer(numpy_opt(**kw), params)
     tensors = {k: torch.tensor(v, requires_grad=True) for k, v in start.items()}
     theirs = getattr(torch.optim, torch_name)(list(tensors.values()), **kw)
     for grads in steps:

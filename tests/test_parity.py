@@ -11,49 +11,68 @@ import numpy as np
 import pytest
 
 import crossframe
-from crossframe.common import parity, precision
+from crossframe.common import parity, parity_report, precision
 from crossframe.common.cli import main
 
 MODELS = ("softmax", "mlp", "cnn", "lenet", "resnet")
+DEFAULT_COMMAND_MODELS = ("mlp", "cnn")  # checked through the command itself, below
 REFERENCE = parity.reference_backend()
 OTHERS = [b for b in crossframe.available_backends() if b != REFERENCE]
 
 
 @pytest.fixture(scope="module")
 def parity_data(fashion_dir):
-    """2,000 training images in batches of 20: 100 steps for the training check."""
-    return crossframe.load_data("fashion-mnist", data_dir=fashion_dir, limit_train=2000, limit_val=100,
-                                batch_size=20, download=False)
+    """The data of ``crossframe parity`` with its defaults (100 steps of batch 20, seed 0): the
+    command's own batches, loaded by the command's own function."""
+    return parity.load_parity_data(data_dir=fashion_dir, download=False)
 
 
 @pytest.fixture(scope="module")
-def reference_traces(parity_data):
+def batches(parity_data):
+    return parity.training_batches(parity_data, parity.STEPS)
+
+
+@pytest.fixture(scope="module")
+def reference_traces(batches):
     """The reference's run of each model, computed once and shared by every backend's test."""
-    batches = list(parity_data.train_plan(0))
     cache: dict[str, parity.Trace] = {}
 
     def get(model: str) -> parity.Trace:
         if model not in cache:
-            cache[model] = parity.trace(REFERENCE, model, batches[:2], train_batches=batches)
+            cache[model] = parity.trace(REFERENCE, model, batches, train_batches=batches)
         return cache[model]
 
     return get
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.skipif(not OTHERS, reason="only the reference backend is installed: nothing to compare")
+def test_the_default_command_passes_for_every_backend(fashion_dir, tmp_path, capsys):
+    """``crossframe parity --models mlp,cnn`` with every other default: what a user runs first."""
+    code = main(["parity", "--models", ",".join(DEFAULT_COMMAND_MODELS), "--data-dir", str(fashion_dir),
+                 "--no-download", "--json", str(tmp_path / "p.json")])
+    out = capsys.readouterr().out
+    report = json.loads((tmp_path / "p.json").read_text())
+    print(out)
+    assert code == 0 and report["passed"], out
+    assert report["backends"] == OTHERS and report["steps"] == parity.STEPS and report["batch_size"] == parity.BATCH_SIZE
+    assert {c["model"] for c in report["checks"]} == set(DEFAULT_COMMAND_MODELS)
+    assert report["worst"]["ratio"] == max(c["ratio"] for c in report["checks"]) <= 1
+    assert f"worst margin: {report['worst']['backend']}, {report['worst']['model']}, {report['worst']['check']}" in out
+
+
+@pytest.mark.parametrize("model", [m for m in MODELS if m not in DEFAULT_COMMAND_MODELS])
 @pytest.mark.parametrize("other", OTHERS)
-def test_backend_matches_the_reference(other, model, parity_data, reference_traces):
-    batches = list(parity_data.train_plan(0))
-    assert len(batches) == 100
-    checks = parity.check_backend(other, model, batches[:2], reference=REFERENCE, train_batches=batches,
+def test_backend_matches_the_reference(other, model, batches, reference_traces):
+    assert len(batches) == parity.STEPS
+    checks = parity.check_backend(other, model, batches, reference=REFERENCE, train_batches=batches,
                                   reference_trace=reference_traces(model))
-    print("\n" + parity.format_table(checks))
+    print("\n" + parity_report.format_table(checks))
     names = {c.check for c in checks}
-    assert {"logits", "loss", "sgd (2 steps)", "adam (2 steps)", "accuracy ties", "train (100 steps)",
+    assert {"logits", "loss", "sgd (3 steps)", "adam (3 steps)", "accuracy ties", "train (100 steps)",
             "train loss (100 steps)"} <= names
     assert len([n for n in names if n.startswith("gradient ")]) == len(crossframe.init_params(model))
     failed = [c for c in checks if not c.passed]
-    assert not failed, "\n" + parity.format_table(failed)
+    assert not failed, "\n" + parity_report.format_table(failed)
 
 
 def _skewed(monkeypatch, offset: float = 1e-3) -> None:
@@ -69,41 +88,69 @@ def _skewed(monkeypatch, offset: float = 1e-3) -> None:
     monkeypatch.setattr(parity, "classifier", make)
 
 
-def test_the_tool_fails_when_backends_differ(parity_data, monkeypatch):
+def test_the_tool_fails_when_backends_differ(batches, monkeypatch):
     """The check must be able to fail: a "backend" whose logits are off by 1e-3 is caught."""
-    batches = list(parity_data.train_plan(0))[:2]
     _skewed(monkeypatch)
-    same = parity.check_backend("torch", "softmax", batches, reference="torch")
+    same = parity.check_backend("torch", "softmax", batches[:3], reference="torch")
     assert all(c.passed for c in same)
-    checks = parity.check_backend("skewed", "softmax", batches, reference="torch")
+    checks = parity.check_backend("skewed", "softmax", batches[:3], reference="torch")
     logits = next(c for c in checks if c.check == "logits")
     assert not logits.passed and logits.value == pytest.approx(1e-3, rel=1e-3)
 
 
-def test_the_training_checks_catch_a_wrong_batch_order(parity_data):
+def test_the_training_checks_catch_a_wrong_batch_order(batches):
     """Ten steps with two batches swapped: the per-step losses differ by far more than float32 can."""
-    batches = list(parity_data.train_plan(0))[:10]
-    swapped = batches[:8] + [batches[9], batches[8]]
-    ref = parity.trace(REFERENCE, "softmax", batches[:2], train_batches=batches)
-    got = parity.trace(REFERENCE, "softmax", batches[:2], train_batches=swapped)
+    ten = batches[:10]
+    swapped = ten[:8] + [ten[9], ten[8]]
+    ref = parity.trace(REFERENCE, "softmax", ten, train_batches=ten)
+    got = parity.trace(REFERENCE, "softmax", ten, train_batches=swapped)
     checks = {c.check: c for c in parity.compare(got, ref)}
     assert checks["logits"].passed and checks["logits"].value == 0
     assert not checks["train loss (10 steps)"].passed
 
 
-def test_the_adam_check_fails_when_the_gradients_disagree_everywhere(parity_data):
-    """Entries whose gradients disagree are left out of the Adam check, but not all of them:
-    a trace whose Adam-step gradients are all 1% off has nothing left to compare, and fails."""
-    import dataclasses
+@pytest.mark.parametrize(("optimizer", "wrong"), [
+    ("adam", dict(eps=1e-7)),  # eps ten times too large
+    ("adam", dict(betas=(0.9, 0.99))),  # the second moment's decay off
+    ("sgd", dict(dampening=0.1)),  # momentum with dampening (b = mu*b + 0.9*g)
+    ("sgd", dict(lr=0.1 * (1 + 1e-4))),  # the rate off by 1e-4
+])
+def test_the_optimizer_checks_catch_an_optimizer_that_is_slightly_off(batches, monkeypatch, optimizer, wrong):
+    """A torch "backend" whose torch.optim optimizer is configured slightly differently from the
+    spec fails its optimizer check, while a faithful one passes with room to spare."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
 
-    batches = list(parity_data.train_plan(0))[:2]
-    ref = parity.trace(REFERENCE, "softmax", batches)
-    same = {c.check: c for c in parity.compare(ref, ref)}["adam (2 steps)"]
-    assert same.passed and same.value == 0 and same.note == ""
-    off = dataclasses.replace(ref, adam_gradients=[{n: g * 1.01 for n, g in step.items()}
-                                                   for step in ref.adam_gradients])
-    check = {c.check: c for c in parity.compare(off, ref)}["adam (2 steps)"]
-    assert not check.passed and "so the check fails" in check.note
+    def make(name, model, **kw):
+        clf = crossframe.classifier("torch", model, **kw)
+        if name == "off" and kw.get("optimizer") == optimizer:
+            h = clf.hparams
+            settings = dict(lr=h.lr, weight_decay=h.weight_decay, **({"momentum": h.momentum} if optimizer == "sgd" else {}))
+            clf.optimizer = getattr(torch.optim, {"sgd": "SGD", "adam": "Adam"}[optimizer])(
+                clf.net.parameters(), **(settings | wrong))
+        return clf
+
+    ref = parity.trace(REFERENCE, "softmax", batches[:3])
+    monkeypatch.setattr(parity, "classifier", make)
+    label = f"{optimizer} ({parity.OPTIMIZER_STEPS} steps)"
+    faithful = {c.check: c for c in parity.compare(parity.trace("torch", "softmax", batches[:3],
+                                                                step_gradients=ref.step_gradients), ref)}
+    off = {c.check: c for c in parity.compare(parity.trace("off", "softmax", batches[:3],
+                                                           step_gradients=ref.step_gradients), ref)}
+    assert faithful[label].passed and faithful[label].value < 0.6
+    assert not off[label].passed, off[label]
+
+
+def test_the_report_shows_each_checks_share_of_its_tolerance_and_the_worst(batches):
+    ref = parity.trace(REFERENCE, "softmax", batches[:3])
+    checks = parity.compare(ref, ref)
+    result = parity.ParityRun(REFERENCE, [REFERENCE], ["softmax"], "cpu", 0, 0, 20, "default", checks=checks)
+    worst = max(checks, key=lambda c: c.ratio)
+    assert result.worst == worst and result.to_dict()["worst"]["ratio"] == worst.ratio
+    table = parity_report.format_model_table(checks)
+    assert f"{worst.value:.2g} ({parity_report.format_margin(worst)}) PASS" in table
+    assert f"worst margin: {worst.backend}, softmax, {worst.check}" in parity_report.format_summary(result)
+    zero = parity.Check("a", "b", "m", "accuracy ties", "count", 1.0, 0.0)
+    assert zero.ratio == float("inf") and parity_report.format_margin(zero) == "inf" and not zero.passed
 
 
 # --------------------------------------------------------------------------- the command
@@ -133,7 +180,7 @@ def test_the_command_prints_a_table_per_model_and_writes_the_same_figures(fashio
     assert len(report["checks"]) == 26 and all(c["passed"] for c in report["checks"])
     first = report["checks"][0]
     assert {"backend", "reference", "model", "check", "measure", "value", "tolerance", "device", "passed"} <= set(first)
-    assert f"{first['value']:.2g} PASS" in out
+    assert f"{first['value']:.2g} ({first['ratio']:.0%}) PASS" in out
     assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before  # put back
 
 
@@ -235,7 +282,7 @@ def test_tf32_changes_float32_matmuls_on_a_gpu():
 
 
 def test_training_batches_continue_into_the_next_epoch(parity_data):
-    batches = parity.training_batches(parity_data, 150)
-    assert len(batches) == 150
+    more = parity.training_batches(parity_data, 150)
+    assert len(more) == 150
     second_epoch = list(parity_data.train_plan(1))
-    np.testing.assert_array_equal(batches[100][0], second_epoch[0][0])
+    np.testing.assert_array_equal(more[100][0], second_epoch[0][0])

@@ -170,6 +170,9 @@ class JaxClassifier(Classifier):
         self.state, metrics = steps.train_step(self.state, (X, y))
         return metrics
 
+    def _apply_gradients(self, grads: dict[str, np.ndarray]) -> None:
+        self.state = steps.apply_gradients(self.state, self._to_device(to_flax_params(grads, self.spec)))
+
     def _eval_step(self, X: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
         return steps.eval_step(self.state, (X, y))
 

@@ -84,6 +84,12 @@ def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
     return state.apply_gradients(grads=grads), metrics(logits, batch[1], loss)
 
 
+@partial(jax.jit, donate_argnums=0)
+def apply_gradients(state: TrainState, grads) -> TrainState:
+    """The update of ``train_step`` from given gradients (Flax's layout) instead of the batch's own."""
+    return state.apply_gradients(grads=grads)
+
+
 @jax.jit
 def eval_step(state: TrainState, batch: Batch) -> Metrics:
     """Loss and accuracy on ``batch``, no update."""

@@ -18,7 +18,7 @@ from ...common.errors import UserError
 from . import layers
 from .device import resolve_device
 from .models import build_network
-from .optim import SGD, Adam
+from .optim import Optimizer
 
 DTYPES = ("float64", "float32")
 
@@ -57,11 +57,8 @@ class NumpyClassifier(Classifier):
         correct = (Y_hat.argmax(axis=1) == Y).astype(self.dtype)  # argmax: first maximum on ties
         return correct.mean() if averaged else correct
 
-    def configure_optimizers(self) -> SGD | Adam:
-        h = self.hparams
-        if h.optimizer == "adam":
-            return Adam(self.params, lr=h.lr, weight_decay=h.weight_decay)
-        return SGD(self.params, lr=h.lr, momentum=h.momentum, weight_decay=h.weight_decay)
+    def configure_optimizers(self) -> Optimizer:
+        return Optimizer(self.hparams.optimizer_spec(), self.params)
 
     def gradients(self, batch) -> dict[str, np.ndarray]:
         X, y = batch
@@ -80,12 +77,11 @@ class NumpyClassifier(Classifier):
         return self._optimizer_state(np.float32)
 
     def set_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
+        spec = self.optimizer.spec
         for name in self.params:
-            slots = self.optimizer.state[name]
-            for slot, key in self._state_slots():
-                slots[key] = np.asarray(state[f"{slot}.{name}"], self.dtype).copy()
-            if self.hparams.optimizer == "adam":
-                slots["step"] = int(state["step"])
+            self.optimizer.state[name] = {slot: np.asarray(state[f"{slot}.{name}"], self.dtype).copy()
+                                          for slot in spec.slots}
+        self.optimizer.counters = {counter: int(state[counter]) for counter in spec.counters}
 
     def checkpoint_state(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Parameters and optimizer buffers at the backend's own precision (float64 by default):
@@ -119,6 +115,9 @@ class NumpyClassifier(Classifier):
         self.optimizer.step(grads)
         return _metrics(logits, y, loss)
 
+    def _apply_gradients(self, grads: dict[str, np.ndarray]) -> None:
+        self.optimizer.step({name: g.astype(self.dtype) for name, g in grads.items()})
+
     @np.errstate(over="ignore", invalid="ignore")
     def _eval_step(self, X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         logits, _ = self.net.forward(self.params, X)
@@ -134,23 +133,11 @@ class NumpyClassifier(Classifier):
 
     # ------------------------------------------------------------------ conversions
 
-    def _state_slots(self) -> list[tuple[str, str]]:
-        """(exchange-format slot, optimizer state key) pairs for this optimizer."""
-        if self.hparams.optimizer == "adam":
-            return [("exp_avg", "exp_avg"), ("exp_avg_sq", "exp_avg_sq")]
-        return [("momentum", "momentum_buffer")] if self.hparams.momentum else []
-
     def _optimizer_state(self, dtype) -> dict[str, np.ndarray]:
         """The optimizer's buffers in the exchange format's names, as ``dtype`` copies."""
-        state: dict[str, np.ndarray] = {}
-        for name, p in self.params.items():
-            slots = self.optimizer.state[name]
-            for slot, key in self._state_slots():
-                buf = slots.get(key)
-                state[f"{slot}.{name}"] = np.zeros(p.shape, dtype) if buf is None else buf.astype(dtype)
-            if self.hparams.optimizer == "adam":
-                state["step"] = np.asarray(int(slots.get("step", 0)), dtype=np.int64)
-        return state
+        state = {f"{slot}.{name}": buf.astype(dtype) for name, slots in self.optimizer.state.items()
+                 for slot, buf in slots.items()}
+        return state | {counter: np.asarray(value, dtype=np.int64) for counter, value in self.optimizer.counters.items()}
 
     def _images(self, X) -> np.ndarray:
         X = check_finite(X, what="images")

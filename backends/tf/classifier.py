@@ -52,6 +52,9 @@ class TFClassifier(Classifier):
                                           jit_compile=jit)
         self.eval_function = tf.function(partial(TFClassifier._eval_graph, self), input_signature=signature,
                                          jit_compile=jit)
+        self.apply_function = tf.function(partial(TFClassifier._apply_graph, self),
+                                          input_signature=[[tf.TensorSpec(v.shape, v.dtype) for v in self._variables]],
+                                          jit_compile=jit)
         self._jit = jit
         self._epoch_functions: dict[tuple[str, int], Any] = {}
         self._on_device: dict[int, tuple[np.ndarray, tf.Tensor]] = {}
@@ -145,6 +148,9 @@ class TFClassifier(Classifier):
     def _train_step(self, X: tf.Tensor, y: tf.Tensor) -> dict[str, tf.Tensor]:
         return self._train_concrete(X, y)
 
+    def _apply_gradients(self, grads: dict[str, np.ndarray]) -> None:
+        self.apply_function([p.to_native(grads[p.name]) for p in self.params])
+
     def _eval_step(self, X: tf.Tensor, y: tf.Tensor) -> dict[str, tf.Tensor]:
         return self._eval_concrete(X, y)
 
@@ -170,6 +176,11 @@ class TFClassifier(Classifier):
             grads = tape.gradient(loss, self._variables)
             self.optimizer.apply_gradients(zip(grads, self._variables))
             return _metrics(logits, y, loss)
+
+    def _apply_graph(self, grads: list[tf.Tensor]) -> None:
+        """The update of ``_train_graph`` from given gradients (TensorFlow's layout), traced into one graph."""
+        with tf.device(self._device):
+            self.optimizer.apply_gradients(zip(grads, self._variables))
 
     def _eval_graph(self, X: tf.Tensor, y: tf.Tensor) -> dict[str, tf.Tensor]:
         with tf.device(self._device):

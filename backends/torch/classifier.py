@@ -112,6 +112,12 @@ class TorchClassifier(Classifier):
         self.optimizer.step()
         return _metrics(logits.detach(), y, loss.detach())
 
+    def _apply_gradients(self, grads: dict[str, np.ndarray]) -> None:
+        for name, p in self.net.named_parameters():
+            p.grad = torch.from_numpy(grads[name]).to(self._device)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
     @torch.no_grad()
     def _eval_step(self, X: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         self.net.eval()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import parity
+from .. import parity, parity_report
 from ..checkpoint import write_json_atomic
 from ..classifier import DEVICES
 from ..errors import UserError
@@ -22,9 +22,12 @@ def add_parser(sub) -> None:
         description=(
             "Run every backend and the float64 NumPy reference from the same initial parameters on "
             "the same Fashion-MNIST batches and print, per model, the largest differences in logits, "
-            "loss, each parameter's gradient, the parameters after two SGD-momentum and two Adam "
-            "steps, tie-breaking, and the parameters after --steps training steps, each against its "
-            "documented tolerance (README.md, 'Tolerances'). Exit code 0 only if every check passes."
+            "loss and each parameter's gradient; the parameters and optimizer state after three "
+            "SGD-momentum and three Adam updates from the same given gradients, against a bound derived "
+            "from the update's float32 operations; tie-breaking; and the parameters and losses of "
+            "--steps training steps. Each figure is shown with the share of its tolerance it used "
+            "(README.md, 'Tolerances'); the summary names the smallest margin. Exit code 0 only if every "
+            "check passes."
         ),
     )
     parser.add_argument("--backends", type=_names, metavar="A,B",
@@ -33,13 +36,15 @@ def add_parser(sub) -> None:
                         help="models to check (default: all)")
     parser.add_argument("--device", default="auto", choices=DEVICES,
                         help="where the checked backends run; the reference always runs on the CPU (default: auto)")
-    parser.add_argument("--steps", type=positive_int, default=100,
-                        help="training steps of the last check; its tolerance is set for 100 (default: 100)")
+    parser.add_argument("--steps", type=positive_int, default=parity.STEPS,
+                        help=f"training steps of the last check; its tolerance is set for {parity.STEPS} "
+                             f"(default: {parity.STEPS})")
     parser.add_argument("--seed", type=int, default=0, help="initial parameters and batch order (default: 0)")
     parser.add_argument("--tf32", default="default", choices=TF32_MODES,
                         help="TF32 for float32 matrix products on GPUs: on, off, or each framework's default "
                              "(default: default); no effect on a CPU")
-    parser.add_argument("--batch-size", type=positive_int, default=20, help="default: 20")
+    parser.add_argument("--batch-size", type=positive_int, default=parity.BATCH_SIZE,
+                        help=f"default: {parity.BATCH_SIZE}")
     parser.add_argument("--dataset", default="fashion-mnist", type=dataset_name, metavar="NAME|DIR",
                         help="fashion-mnist (default), mnist, kmnist, or a folder with the four IDX files")
     parser.add_argument("--data-dir", metavar="DIR", help="look here first for the dataset files")
@@ -50,8 +55,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...data import load_data
-
     reference = parity.reference_backend()
     backends = args.backends or [b for b in available_backends() if b != reference]
     for name in backends:
@@ -60,19 +63,18 @@ def run(args: argparse.Namespace) -> int:
         load_backend(name)  # a missing framework fails here, naming the pip extra
     if not backends:
         raise UserError(f"no backend to compare with the reference ({reference}): install torch, jax or tf")
-    data = load_data(args.dataset, data_dir=args.data_dir, batch_size=args.batch_size, seed=args.seed,
-                     limit_train=min(max(args.steps, 2) * args.batch_size, 60_000), limit_val=1,
-                     download=args.download)
+    data = parity.load_parity_data(args.dataset, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+                                   data_dir=args.data_dir, download=args.download)
     print(f"parity of {', '.join(backends)} against {reference}: {len(args.models)} models, {data.name}, "
           f"{args.steps} training steps of batch {args.batch_size}, seed {args.seed}, device {args.device}, "
           f"tf32 {args.tf32}\n", flush=True)
 
     def show(result: parity.ParityRun, model: str) -> None:
-        print(parity.format_run(result, [model]) + "\n", flush=True)
+        print(parity_report.format_run(result, [model]) + "\n", flush=True)
 
     result = parity.run(backends, args.models, data, steps=args.steps, device=args.device, seed=args.seed,
                         tf32_mode=args.tf32, on_model=show)
-    print(parity.format_summary(result))
+    print(parity_report.format_summary(result))
     if args.json:
         write_json_atomic(args.json, {**result.to_dict(), "dataset": data.name})
         print(f"figures written to {args.json}")
