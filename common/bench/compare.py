@@ -116,6 +116,11 @@ def param_diff(out: Path, reference: str | None, backend: str, epoch: int) -> tu
 
 
 def results_table(report: dict[str, Any]) -> str:
+    return markdown_table(*results_rows(report), numeric=slice(1, -1))
+
+
+def results_rows(report: dict[str, Any]) -> tuple[list[str], list[list]]:
+    """The results table's headers and rows (one per backend), for report.md and report.html alike."""
     reference = report["reference_backend"]
     gpu = any(r["peak_device_bytes"] for r in report["backends"].values())
     headers = ["backend", "train loss", "train acc", "val loss", "val acc", "s/epoch", "samples/s", "peak RSS MiB",
@@ -133,17 +138,21 @@ def results_table(report: dict[str, Any]) -> str:
             fmt(r["seconds_per_epoch"], ".2f"), fmt(r["samples_per_second"], ",.0f"), mib(r["peak_rss_bytes"]),
             *([mib(r["peak_device_bytes"])] if gpu else []), fmt(last, ".2e"), "ok",
         ])
-    return markdown_table(headers, rows, numeric=slice(1, -1))
+    return headers, rows
 
 
 def diff_table(report: dict[str, Any]) -> str:
+    return markdown_table(*diff_rows(report))
+
+
+def diff_rows(report: dict[str, Any]) -> tuple[list[str], list[list]]:
     """Rows: backends; columns: the largest parameter difference from the reference after each epoch."""
     n = max((len(r["epochs"]) for r in report["backends"].values()), default=0)
     rows = []
     for backend, r in report["backends"].items():
         diffs = [e["max_param_diff"] for e in r["epochs"]] + [None] * (n - len(r["epochs"]))
         rows.append([backend, fmt(r["initial_param_diff"], ".1e"), *(fmt(d, ".2e") for d in diffs)])
-    return markdown_table(["backend", "start", *(f"epoch {i}" for i in range(1, n + 1))], rows)
+    return ["backend", "start", *(f"epoch {i}" for i in range(1, n + 1))], rows
 
 
 def render_tables(report: dict[str, Any]) -> str:
