@@ -3,7 +3,8 @@
 Each backend trains in its own process (worker kind ``train``) into ``OUT/<backend>/``, a
 normal run folder plus ``params-epoch{N}.npz``; this process then measures how far each
 backend's parameters are from the first successful backend's after every epoch and writes
-``compare.json`` (schema: :data:`.schemas.COMPARE_SCHEMA`), ``report.md`` and ``curves.png``.
+``compare.json`` (schema: :data:`.schemas.COMPARE_SCHEMA`), ``report.md``, ``curves.png`` and
+``report.html`` (``crossframe show``'s page of the code, with these tables and curves).
 """
 
 from __future__ import annotations
@@ -63,7 +64,18 @@ def run_compare(args: argparse.Namespace, backends: list[str], out: Path, *, com
     if histories:
         plot_curves(histories, out / "curves.png", title=f"{config['model']} on {config['dataset']}")
     write_text_atomic(out / "report.md", render_report(report, has_curves=bool(histories)))
+    write_text_atomic(out / "report.html", render_html_report(out, backends))
     return report
+
+
+def render_html_report(out: Path, backends: list[str]) -> str:
+    """``crossframe show``'s page for the compared backends and model, with this folder's tables and
+    curves at the top and each backend's figures beside its code."""
+    from ..show.page import page_for  # it reads this module's tables
+    from ..show.results import CompareResults
+
+    compare = CompareResults.from_dir(out)
+    return page_for(list(backends), compare.model, compare=compare)[0]
 
 
 def summarise(results: dict[str, dict], out: Path, train_examples: int) -> dict[str, Any]:

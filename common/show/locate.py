@@ -44,17 +44,20 @@ class Snippet:
 
 
 def package_root() -> Path:
-    """The folder of the installed crossframe package (the repository root in an editable install)."""
+    """The folder of the installed crossframe package (the repository root in an editable install),
+    from ``importlib.util.find_spec``: the files that are imported, without importing any backend."""
     return Path(importlib.util.find_spec(PACKAGE).submodule_search_locations[0])
 
 
 def package_folder(package: str) -> Path:
-    """The folder of ``crossframe.<package>`` (``backends.torch``), found without importing it:
-    ``find_spec`` imports only its parents, never the framework a backend's ``__init__`` loads."""
-    spec = importlib.util.find_spec(f"{PACKAGE}.{package}" if package else PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise LookupError(f"no package {PACKAGE}.{package}")
-    return Path(spec.submodule_search_locations[0])
+    """The folder of ``crossframe.<package>`` (``backends.torch``; ``""``: crossframe itself). Found
+    from crossframe's own folder, not the subpackage's spec: ``find_spec`` of a backend would
+    import nothing heavy either, but it answers None for a backend blocked in ``sys.modules``,
+    whose code a reader may still want to read."""
+    folder = package_root().joinpath(*package.split(".")) if package else package_root()
+    if not folder.is_dir():
+        raise LookupError(f"no package {PACKAGE}.{package} in {package_root()}")
+    return folder
 
 
 def locate(package: str, ref: str) -> Snippet:
