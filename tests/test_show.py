@@ -181,10 +181,21 @@ def test_aliases_find_their_concept():
     (["show", "loss", "--compare", "x"], "--compare and --parity put their figures into the page: add --html FILE"),
     (["show", "--html", "p.html", "--compare", "no-such-dir"], "no-such-dir/compare.json: no such file"),
     (["show", "--backends", "mxnet", "loss"], "unknown 'mxnet': choose from torch, jax, tf, numpy"),
+    (["show", "--html", "no-such-dir/p.html"], "--html no-such-dir/p.html: cannot write it (No such file or directory)"),
 ])
 def test_mistakes_get_one_line_and_exit_2(args, message, tmp_path):
     line = one_line_error(run_cli(*args, cwd=tmp_path))
     assert message in line
+
+
+def test_results_that_are_not_crossframe_s_are_refused_in_one_line(tmp_path):
+    (tmp_path / "compare.json").write_text('{"schema": "something-else/1"}')
+    (tmp_path / "parity.json").write_text('{"checks": [{"backend": "torch"}]}')
+    line = one_line_error(run_cli("show", "--html", tmp_path / "p.html", "--compare", tmp_path))
+    assert "compare.json: not a compare report of this crossframe (its schema is 'something-else/1'" in line
+    line = one_line_error(run_cli("show", "--html", tmp_path / "p.html", "--parity", tmp_path / "parity.json"))
+    assert "parity.json: not a parity report (each check needs backend, check, measure, model" in line
+    assert not (tmp_path / "p.html").exists()
 
 
 # --------------------------------------------------------------------------- the page

@@ -80,6 +80,10 @@ def write_page(args: argparse.Namespace, first) -> int:
     parity = ParityResults.from_file(args.parity) if args.parity else None
     model = args.model or (compare.model if compare else DEFAULT_MODEL)
     text, count = page_for(args.backends, model, first=first, compare=compare, parity=parity)
-    write_text_atomic(args.html, text)
+    try:
+        write_text_atomic(args.html, text)
+    except OSError as err:
+        raise UserError(f"--html {args.html}: cannot write it ({err.strerror}); give a file in a folder that "
+                        "exists and that you may write to") from None
     print(f"wrote {args.html}: {count} concepts, a column each for {', '.join(args.backends)} ({model})")
     return 0

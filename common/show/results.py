@@ -10,6 +10,10 @@ from typing import Any
 from ..errors import UserError
 
 
+# what the page says about the configuration of a compare run
+_PAGE_CONFIG = {"model", "dataset", "train_examples", "val_examples", "epochs", "batch_size", "optimizer", "lr"}
+
+
 @dataclass(frozen=True)
 class CompareResults:
     """compare.json (and curves.png, when there is one) of a ``crossframe compare`` folder."""
@@ -20,11 +24,18 @@ class CompareResults:
 
     @classmethod
     def from_dir(cls, folder: Path) -> CompareResults:
-        report = _read_json(folder / "compare.json", "a crossframe compare --out folder")
+        from ..bench.schemas import COMPARE_SCHEMA_ID
+
+        path = folder / "compare.json"
+        report = _read_json(path, "a crossframe compare --out folder")
+        if report.get("schema") != COMPARE_SCHEMA_ID:
+            raise UserError(f"{path}: not a compare report of this crossframe (its schema is "
+                            f"{report.get('schema')!r}, not {COMPARE_SCHEMA_ID!r}); run crossframe compare again")
         if not (isinstance(report.get("backends"), dict) and isinstance(report.get("config"), dict)
-                and "model" in report["config"]):
-            raise UserError(f"{folder / 'compare.json'}: not a compare report (no backends or config.model); "
-                            "give --compare the folder a crossframe compare --out DIR run wrote")
+                and _PAGE_CONFIG <= report["config"].keys()):
+            needed = ", ".join(f"config.{key}" for key in sorted(_PAGE_CONFIG))
+            raise UserError(f"{path}: a compare report needs backends and {needed}; give --compare the folder "
+                            "a crossframe compare --out DIR run wrote")
         curves = folder / "curves.png"
         return cls(report, curves.read_bytes() if curves.is_file() else None, str(folder))
 
