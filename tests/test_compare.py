@@ -55,6 +55,14 @@ def test_compare_runs_the_others_when_a_backend_is_missing(fashion_dir, tmp_path
     assert (out / "curves.png").read_bytes().startswith(b"\x89PNG")
     report_md = (out / "report.md").read_text()
     assert "![loss and accuracy per epoch" in report_md and "torch 2." in report_md
+    # report.html: crossframe show's page of the compared backends' code, the tables and curves on top
+    page = (out / "report.html").read_text()
+    results = page[page.index('id="results"'):page.index("</section>")]
+    assert f"{torch_run['final']['val_acc']:.4f}" in results and 'src="data:image/png;base64,' in results
+    assert 'id="training_step-torch"' in page and 'id="training_step-jax"' in page and "-tf\"" not in page
+    assert '<span class="name">TorchClassifier._train_step</span>' in page
+    assert f"in the compare run: val acc {torch_run['final']['val_acc']:.4f}" in page
+    assert "in the compare run: unavailable: backend &#x27;jax&#x27;" in page
 
     # the table, printed: a row per backend, the missing one with its error
     table = result.stdout[result.stdout.index("| backend"):].split("\n\n")[0]

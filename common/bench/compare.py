@@ -3,7 +3,8 @@
 Each backend trains in its own process (worker kind ``train``) into ``OUT/<backend>/``, a
 normal run folder plus ``params-epoch{N}.npz``; this process then measures how far each
 backend's parameters are from the first successful backend's after every epoch and writes
-``compare.json`` (schema: :data:`.schemas.COMPARE_SCHEMA`), ``report.md`` and ``curves.png``.
+``compare.json`` (schema: :data:`.schemas.COMPARE_SCHEMA`), ``report.md``, ``curves.png`` and
+``report.html`` (``crossframe show``'s page of the code, with these tables and curves).
 """
 
 from __future__ import annotations
@@ -63,7 +64,18 @@ def run_compare(args: argparse.Namespace, backends: list[str], out: Path, *, com
     if histories:
         plot_curves(histories, out / "curves.png", title=f"{config['model']} on {config['dataset']}")
     write_text_atomic(out / "report.md", render_report(report, has_curves=bool(histories)))
+    write_text_atomic(out / "report.html", render_html_report(out, backends))
     return report
+
+
+def render_html_report(out: Path, backends: list[str]) -> str:
+    """``crossframe show``'s page for the compared backends and model, with this folder's tables and
+    curves at the top and each backend's figures beside its code."""
+    from ..show.page import page_for  # it reads this module's tables
+    from ..show.results import CompareResults
+
+    compare = CompareResults.from_dir(out)
+    return page_for(list(backends), compare.model, compare=compare)[0]
 
 
 def summarise(results: dict[str, dict], out: Path, train_examples: int) -> dict[str, Any]:
@@ -116,6 +128,11 @@ def param_diff(out: Path, reference: str | None, backend: str, epoch: int) -> tu
 
 
 def results_table(report: dict[str, Any]) -> str:
+    return markdown_table(*results_rows(report), numeric=slice(1, -1))
+
+
+def results_rows(report: dict[str, Any]) -> tuple[list[str], list[list]]:
+    """The results table's headers and rows (one per backend), for report.md and report.html alike."""
     reference = report["reference_backend"]
     gpu = any(r["peak_device_bytes"] for r in report["backends"].values())
     headers = ["backend", "train loss", "train acc", "val loss", "val acc", "s/epoch", "samples/s", "peak RSS MiB",
@@ -133,17 +150,21 @@ def results_table(report: dict[str, Any]) -> str:
             fmt(r["seconds_per_epoch"], ".2f"), fmt(r["samples_per_second"], ",.0f"), mib(r["peak_rss_bytes"]),
             *([mib(r["peak_device_bytes"])] if gpu else []), fmt(last, ".2e"), "ok",
         ])
-    return markdown_table(headers, rows, numeric=slice(1, -1))
+    return headers, rows
 
 
 def diff_table(report: dict[str, Any]) -> str:
+    return markdown_table(*diff_rows(report))
+
+
+def diff_rows(report: dict[str, Any]) -> tuple[list[str], list[list]]:
     """Rows: backends; columns: the largest parameter difference from the reference after each epoch."""
     n = max((len(r["epochs"]) for r in report["backends"].values()), default=0)
     rows = []
     for backend, r in report["backends"].items():
         diffs = [e["max_param_diff"] for e in r["epochs"]] + [None] * (n - len(r["epochs"]))
         rows.append([backend, fmt(r["initial_param_diff"], ".1e"), *(fmt(d, ".2e") for d in diffs)])
-    return markdown_table(["backend", "start", *(f"epoch {i}" for i in range(1, n + 1))], rows)
+    return ["backend", "start", *(f"epoch {i}" for i in range(1, n + 1))], rows
 
 
 def render_tables(report: dict[str, Any]) -> str:

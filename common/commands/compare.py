@@ -18,9 +18,10 @@ def add_parser(sub) -> None:
             "Train the same model from the same initial parameters on the same batch order with each backend, "
             "each in its own process, then print a table (final loss and accuracy, seconds per epoch, samples/s, "
             "peak memory, the largest parameter difference from the first backend after each epoch) and write "
-            "compare.json, report.md and curves.png to --out, beside one run folder per backend. A backend that "
-            "is missing or fails is reported in the table; the others still run. Exit code 1 when any backend "
-            "did not finish."
+            "compare.json, report.md, curves.png and report.html (the code of every concept side by side, as "
+            "'crossframe show --html' writes it, with the tables and curves) to --out, beside one run folder per "
+            "backend. A backend that is missing or fails is reported in the table; the others still run. Exit "
+            "code 1 when any backend did not finish."
         ),
     )
     parser.add_argument("--backends", type=comma_list(BACKENDS), metavar="LIST",
@@ -45,7 +46,7 @@ def run(args) -> int:
                          timeout=args.timeout, echo=lambda line: print(line, flush=True))
     print()
     print(render_tables(report))
-    print(f"\nwrote {out / 'compare.json'}, {out / 'report.md'}, {out / 'curves.png'}")
+    print(f"\nwrote {out / 'compare.json'}, {out / 'report.md'}, {out / 'curves.png'}, {out / 'report.html'}")
     return 0 if all(r["status"] == "ok" for r in report["backends"].values()) else 1
 
 

@@ -1,0 +1,29 @@
+"""Where ``crossframe show`` finds each concept in the JAX backend.
+
+Plain data, importing nothing: common/show/declarations.py says what the entries mean.
+"""
+
+FRAMEWORK = "JAX"
+
+CONCEPTS = {
+    "model": {
+        "*": ["models:__doc__", "models:Network", "models:build_network", "models:build_layer"],
+        "GlobalAvgPool": ["models:global_avg_pool"],
+        "Residual": ["models:ResidualBlock"],
+    },
+    "loss": ["classifier:JaxClassifier.loss", "steps:cross_entropy", "steps:cross_entropy_per_example"],
+    "cross_entropy": ["ops:_cross_entropy", "ops:_log_softmax_scratch", "ops:cross_entropy_grad"],
+    "training_step": ["steps:__doc__", "classifier:JaxClassifier._train_step", "steps:train_step", "steps:loss_fn",
+                      "steps:metrics"],
+    "validation_step": ["classifier:JaxClassifier._eval_step", "steps:eval_step", "steps:loss_fn", "steps:metrics"],
+    "configure_optimizers": ["classifier:JaxClassifier.configure_optimizers"],
+    "accuracy": ["classifier:JaxClassifier.accuracy"],
+    "compiled_epoch": ["classifier:SCANNED_ON_CPU", "classifier:JaxClassifier.train_epoch",
+                       "classifier:JaxClassifier.scans_epochs", "steps:train_epoch", "steps:_scan_batches",
+                       "classifier:_totals"],
+    "layout": ["models:to_flax_params", "models:from_flax_params", "models:_flattened_inputs"],
+    "backward": (
+        "jax.value_and_grad transforms loss_fn into a function that returns the gradient too; "
+        "the backward pass is derived, never written (see training_step)"
+    ),
+}
