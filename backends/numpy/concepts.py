@@ -24,8 +24,8 @@ CONCEPTS = {
     "training_step": ["classifier:__doc__", "classifier:NumpyClassifier._train_step",
                       "classifier:NumpyClassifier._loss_and_gradients", "classifier:_metrics"],
     "validation_step": ["classifier:NumpyClassifier._eval_step", "classifier:_metrics"],
-    "configure_optimizers": ["optim:__doc__", "classifier:NumpyClassifier.configure_optimizers", "optim:SGD.step",
-                             "optim:Adam.step"],
+    "configure_optimizers": ["optim:__doc__", "classifier:NumpyClassifier.configure_optimizers",
+                             "optim:Optimizer.step"],
     "accuracy": ["classifier:NumpyClassifier.accuracy"],
     "compiled_epoch": (
         "NumPy has no compiler: each operation runs as it is called, vectorised over the batch, so the "

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import UserError
+from ..parity import OPTIMIZER_CHECKS
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,12 @@ CONCEPTS: tuple[Concept, ...] = (
     ),
     Concept(
         "configure_optimizers", "The optimizer",
-        "PyTorch's SGD (momentum, L2 weight decay) and Adam in each framework's own optimizer library, or "
-        "written out where the library would compute something else.",
-        shared=("common.classifier:Classifier.configure_optimizers",), parity=("sgd (2 steps)", "adam (2 steps)"),
+        "PyTorch's SGD (momentum, L2 weight decay) and Adam, specified once (common/optim.py: the update "
+        "rule the NumPy backend runs), mapped to each framework's own optimizer library, or written out "
+        "where the library would compute something else.",
+        shared=("common.classifier:Classifier.configure_optimizers", "common.optim:SGD.update",
+                "common.optim:Adam.update"),
+        parity=tuple(OPTIMIZER_CHECKS),
         aliases=("optimizer", "optimizers"),
     ),
     Concept(
