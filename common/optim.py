@@ -16,7 +16,7 @@ The framework backends use their framework's own optimizer, configured to comput
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -69,24 +69,57 @@ class Adam:
     counters: ClassVar[tuple[str, ...]] = ("step",)
 
     def update(self, p, g, state: State, t: int):
-        """``(p, state)`` after update ``t`` (1-based), operation for operation as torch computes it::
-
-            g = grad + wd * p
-            m = m + (g - m) * (1 - beta1)              (torch's lerp)
-            v = v * beta2 + (1 - beta2) * g * g
-            p = p - lr / (1 - beta1**t) * (m / (sqrt(v) / sqrt(1 - beta2**t) + eps))
-
-        ``m`` and ``v`` are kept before bias correction, as torch keeps them.
-        """
-        beta1, beta2 = self.betas
+        """``(p, state)`` after update ``t`` (1-based): ``g = grad + wd * p``, then :func:`adam_step`."""
         if self.weight_decay:
             g = g + self.weight_decay * p
-        m = state["exp_avg"] + (g - state["exp_avg"]) * (1 - beta1)
-        v = state["exp_avg_sq"] * beta2 + (1 - beta2) * g * g
-        step_size = self.lr / (1 - beta1**t)
-        denom = np.sqrt(v) / (1 - beta2**t) ** 0.5 + self.eps
-        return p - step_size * (m / denom), {"exp_avg": m, "exp_avg_sq": v}
+        return adam_step(self, p, g, state, t)
 
 
-OptimizerSpec = SGD | Adam
-OPTIMIZERS: dict[str, type] = {spec.name: spec for spec in (SGD, Adam)}
+@dataclass(frozen=True)
+class AdamW:
+    """``torch.optim.AdamW``: Adam with decoupled weight decay (Loshchilov and Hutter), which
+    shrinks the parameter by ``lr * wd`` before the step instead of adding ``wd * p`` to the gradient."""
+
+    lr: float
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+    name: ClassVar[str] = "adamw"
+    slots: ClassVar[tuple[str, ...]] = ("exp_avg", "exp_avg_sq")
+    counters: ClassVar[tuple[str, ...]] = ("step",)
+
+    def update(self, p, g, state: State, t: int):
+        """``(p, state)`` after update ``t`` (1-based): ``p = p * (1 - lr * wd)``, then :func:`adam_step`."""
+        if self.weight_decay:
+            p = p * (1 - self.lr * self.weight_decay)
+        return adam_step(self, p, g, state, t)
+
+
+def adam_step(spec: Adam | AdamW, p, g, state: State, t: int):
+    """Adam's step from gradient ``g``, operation for operation as torch computes it::
+
+        m = m + (g - m) * (1 - beta1)              (torch's lerp)
+        v = v * beta2 + (1 - beta2) * g * g
+        p = p - lr / (1 - beta1**t) * (m / (sqrt(v) / sqrt(1 - beta2**t) + eps))
+
+    ``m`` and ``v`` are kept before bias correction, as torch keeps them; eps is added outside the
+    square root, after the bias correction (Optax's ``eps_root=0``).
+    """
+    beta1, beta2 = spec.betas
+    m = state["exp_avg"] + (g - state["exp_avg"]) * (1 - beta1)
+    v = state["exp_avg_sq"] * beta2 + (1 - beta2) * g * g
+    step_size = spec.lr / (1 - beta1**t)
+    denom = np.sqrt(v) / (1 - beta2**t) ** 0.5 + spec.eps
+    return p - step_size * (m / denom), {"exp_avg": m, "exp_avg_sq": v}
+
+
+OptimizerSpec = SGD | Adam | AdamW
+OPTIMIZERS: dict[str, type] = {spec.name: spec for spec in (SGD, Adam, AdamW)}
+
+
+def describe(spec: OptimizerSpec) -> str:
+    """``sgd lr 0.01 momentum 0.5``: the name, the rate and every other setting not at its default."""
+    settings = [f"{f.name.replace('_', ' ')} {getattr(spec, f.name)}" for f in fields(spec)
+                if f.name != "lr" and f.default is not MISSING and getattr(spec, f.name) != f.default]
+    return " ".join([spec.name, f"lr {spec.lr}", *settings])

@@ -52,11 +52,12 @@ STEPS = 100  # training steps of the end-to-end check, the command's default
 BATCH_SIZE = 20  # the command's default batch size
 OPTIMIZER_STEPS = 3  # updates of each optimizer check, on the same given gradients
 
-# The optimizer checks: every update rule's parts in use (momentum, L2 decay, Adam's moments
-# and bias corrections) at rates where one step moves a parameter by 1e-3 to 1e-2.
+# The optimizer checks: every update rule's parts in use (momentum, L2 and decoupled decay,
+# Adam's moments and bias corrections) at rates where one step moves a parameter by 1e-3 to 1e-2.
 OPTIMIZER_CHECKS: dict[str, dict] = {
     "sgd": dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-3),
     "adam": dict(optimizer="adam", lr=1e-3, weight_decay=1e-3),
+    "adamw": dict(optimizer="adamw", lr=1e-3, weight_decay=1e-2),
 }
 TRAIN = dict(optimizer="sgd", lr=0.01, momentum=0.5)
 

@@ -49,7 +49,7 @@ def test_the_console_script_is_installed():
         (["train", "--backend", "mxnet"], "invalid choice: 'mxnet' (choose from 'torch', 'jax', 'tf', 'numpy')"),
         (["train", "--model", "vgg"], "invalid choice: 'vgg' (choose from 'softmax', 'mlp', 'cnn', 'lenet', 'resnet')"),
         (["train", "--dataset", "cifar"], "unknown dataset 'cifar': choose one of fashion-mnist, mnist, kmnist"),
-        (["train", "--optimizer", "rmsprop"], "invalid choice: 'rmsprop' (choose from 'sgd', 'adam')"),
+        (["train", "--optimizer", "rmsprop"], "invalid choice: 'rmsprop' (choose from 'sgd', 'adam', 'adamw')"),
         (["train", "--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
         (["train", "--epochs", "-1"], "argument --epochs: must be at least 1, got -1"),
         (["train", "--lr", "0"], "argument --lr: must be a positive number, got 0"),

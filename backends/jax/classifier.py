@@ -34,6 +34,7 @@ from ...common.classifier import Classifier, EpochTotals, StepCallback
 from . import steps
 from .device import resolve_device
 from .models import build_network, from_flax_params, to_flax_params
+from .optim import STATE_KEYS, optimizer_for
 
 
 # The models whose epoch runs as one ``lax.scan`` on a CPU, measured on the 2-core CPU
@@ -75,22 +76,7 @@ class JaxClassifier(Classifier):
         return correct.mean() if averaged else correct
 
     def configure_optimizers(self) -> optax.GradientTransformation:
-        """PyTorch's SGD and Adam, composed from Optax transforms.
-
-        Weight decay is L2 added to the gradient before anything else (``g + wd * p``), as
-        torch.optim does, not AdamW's decoupled decay. SGD: ``optax.trace`` is torch's
-        momentum buffer ``b = mu * b + g`` (zero-initialised, so ``b = g`` at the first
-        step; no dampening), then ``p -= lr * b``. Adam: ``scale_by_adam`` keeps the
-        moments before bias correction, as torch does, and adds eps outside the square
-        root of the bias-corrected second moment. Without momentum, SGD keeps no buffer.
-        """
-        h = self.hparams
-        decay = [optax.add_decayed_weights(h.weight_decay)] if h.weight_decay else []
-        if h.optimizer == "adam":
-            return optax.chain(*decay, optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8),
-                               optax.scale_by_learning_rate(h.lr))
-        momentum = [optax.trace(decay=h.momentum, nesterov=False)] if h.momentum else []
-        return optax.chain(*decay, *momentum, optax.scale_by_learning_rate(h.lr))
+        return optimizer_for(self.hparams.optimizer_spec())
 
     def gradients(self, batch) -> dict[str, np.ndarray]:
         X, y = batch
@@ -104,22 +90,21 @@ class JaxClassifier(Classifier):
         self.state = self.state.replace(params=self._to_device(to_flax_params(params, self.spec)))
 
     def get_optimizer_state(self) -> dict[str, np.ndarray]:
-        state: dict[str, np.ndarray] = {}
-        opt_state = self.state.opt_state
-        for slot, key in self._state_slots():
-            for name, value in from_flax_params(otu.tree_get(opt_state, key), self.spec).items():
+        spec, opt_state, state = self.hparams.optimizer_spec(), self.state.opt_state, {}
+        for slot in spec.slots:
+            for name, value in from_flax_params(otu.tree_get(opt_state, STATE_KEYS[slot]), self.spec).items():
                 state[f"{slot}.{name}"] = value
-        if self.hparams.optimizer == "adam":
-            state["step"] = np.asarray(int(otu.tree_get(opt_state, "count")), dtype=np.int64)
+        for counter in spec.counters:
+            state[counter] = np.asarray(int(otu.tree_get(opt_state, STATE_KEYS[counter])), dtype=np.int64)
         return state
 
     def set_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
-        opt_state = self.state.opt_state
-        for slot, key in self._state_slots():
+        spec, opt_state = self.hparams.optimizer_spec(), self.state.opt_state
+        for slot in spec.slots:
             slots = {name: np.asarray(state[f"{slot}.{name}"], np.float32) for name in self.spec.param_shapes()}
-            opt_state = otu.tree_set(opt_state, **{key: self._to_device(to_flax_params(slots, self.spec))})
-        if self.hparams.optimizer == "adam":
-            opt_state = otu.tree_set(opt_state, count=self._to_device(np.asarray(state["step"], np.int32)))
+            opt_state = otu.tree_set(opt_state, **{STATE_KEYS[slot]: self._to_device(to_flax_params(slots, self.spec))})
+        for counter in spec.counters:
+            opt_state = otu.tree_set(opt_state, **{STATE_KEYS[counter]: self._to_device(np.asarray(state[counter], np.int32))})
         self.state = self.state.replace(opt_state=opt_state)
 
     @staticmethod
@@ -177,12 +162,6 @@ class JaxClassifier(Classifier):
         return steps.eval_step(self.state, (X, y))
 
     # ------------------------------------------------------------------ conversions
-
-    def _state_slots(self) -> list[tuple[str, str]]:
-        """(exchange-format slot, Optax state field) pairs for this optimizer."""
-        if self.hparams.optimizer == "adam":
-            return [("exp_avg", "mu"), ("exp_avg_sq", "nu")]
-        return [("momentum", "trace")] if self.hparams.momentum else []
 
     def _to_device(self, tree):
         return jax.device_put(tree, self._device)

@@ -16,7 +16,7 @@ CONCEPTS = {
     "training_step": ["steps:__doc__", "classifier:JaxClassifier._train_step", "steps:train_step", "steps:loss_fn",
                       "steps:metrics"],
     "validation_step": ["classifier:JaxClassifier._eval_step", "steps:eval_step", "steps:loss_fn", "steps:metrics"],
-    "configure_optimizers": ["classifier:JaxClassifier.configure_optimizers"],
+    "configure_optimizers": ["optim:__doc__", "classifier:JaxClassifier.configure_optimizers", "optim:optimizer_for", "optim:_l2"],
     "accuracy": ["classifier:JaxClassifier.accuracy"],
     "compiled_epoch": ["classifier:SCANNED_ON_CPU", "classifier:JaxClassifier.train_epoch",
                        "classifier:JaxClassifier.scans_epochs", "steps:train_epoch", "steps:_scan_batches",

@@ -22,7 +22,7 @@ from ...common.checks import check_finite, check_image_shape, check_labels
 from ...common.classifier import Classifier, EpochTotals, StepCallback
 from .device import resolve_device
 from .models import build_network
-from .optim import SGD, Adam
+from .optim import optimizer_for
 
 # XLA (jit_compile=True) where it made the train step faster, measured on the 2-core CPU
 # (benchmarks/tf_steps.py, BENCHMARKS.md). XLA's CPU convolutions are slower than the
@@ -77,11 +77,8 @@ class TFClassifier(Classifier):
             correct = tf.cast(_predictions(Y_hat) == Y, tf.float32)
             return tf.reduce_mean(correct) if averaged else correct
 
-    def configure_optimizers(self) -> SGD | Adam:
-        h = self.hparams
-        if h.optimizer == "adam":
-            return Adam(self._variables, lr=h.lr, weight_decay=h.weight_decay)
-        return SGD(self._variables, lr=h.lr, momentum=h.momentum, weight_decay=h.weight_decay)
+    def configure_optimizers(self):
+        return optimizer_for(self.hparams.optimizer_spec(), self._variables)
 
     def gradients(self, batch) -> dict[str, np.ndarray]:
         X, y = batch
@@ -104,16 +101,16 @@ class TFClassifier(Classifier):
         for i, p in enumerate(self.params):
             for slot, buffers in self.optimizer.slots.items():
                 state[f"{slot}.{p.name}"] = _exchange(p.to_canonical(buffers[i].numpy()))
-        if self.hparams.optimizer == "adam":
-            state["step"] = np.asarray(int(self.optimizer.step.numpy()), dtype=np.int64)
+        for counter, variable in self.optimizer.counters.items():
+            state[counter] = np.asarray(int(variable.numpy()), dtype=np.int64)
         return state
 
     def set_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
         for i, p in enumerate(self.params):
             for slot, buffers in self.optimizer.slots.items():
                 buffers[i].assign(p.to_native(np.asarray(state[f"{slot}.{p.name}"], np.float32)))
-        if self.hparams.optimizer == "adam":
-            self.optimizer.step.assign(int(state["step"]))
+        for counter, variable in self.optimizer.counters.items():
+            variable.assign(int(state[counter]))
 
     @staticmethod
     def to_numpy(x) -> np.ndarray:

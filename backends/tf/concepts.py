@@ -20,7 +20,7 @@ CONCEPTS = {
                         "classifier:TFClassifier._eval_graph", "classifier:_metrics"],
     "configure_optimizers": ["optim:__doc__", "classifier:TFClassifier.configure_optimizers",
                              "optim:_Optimizer.apply_gradients", "optim:SGD._update", "optim:Adam._begin_step",
-                             "optim:Adam._update"],
+                             "optim:Adam._update", "optim:AdamW", "optim:optimizer_for"],
     "accuracy": ["classifier:TFClassifier.accuracy", "classifier:_predictions"],
     "compiled_epoch": ["classifier:XLA_MODELS", "classifier:TFClassifier.train_epoch",
                        "classifier:TFClassifier._run_epoch", "classifier:TFClassifier._epoch_function",

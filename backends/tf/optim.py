@@ -1,10 +1,10 @@
-"""SGD and Adam as small TensorFlow modules that compute torch.optim's updates.
+"""SGD, Adam and AdamW as small TensorFlow modules that compute torch.optim's updates.
 
 Why not ``tf.keras.optimizers``: with Keras 3, ``tf.keras`` *is* Keras 3, whose optimizers
 are built for the process-wide backend named by ``KERAS_BACKEND``. With that variable
 set to ``jax`` or ``torch`` a Keras optimizer keeps its state in that framework and
 cannot update ``tf.Variable``s, so the TF backend would depend on an environment
-variable it does not own. These two modules use nothing but ``tf.Variable`` and plain
+variable it does not own. These modules use nothing but ``tf.Variable`` and plain
 TensorFlow ops, and they are short enough to read next to torch.optim's formulas:
 
 SGD (``torch.optim.SGD``)::
@@ -28,7 +28,10 @@ Adam (``torch.optim.Adam``, L2 decay added to the gradient, not AdamW)::
     denom = sqrt(v) / sqrt(1 - beta2 ** t) + eps
     p = p - step_size * m / denom
 
-Both follow Keras' calling convention, ``apply_gradients(zip(grads, variables))``, so a
+AdamW (``torch.optim.AdamW``): ``p = p * (1 - lr * wd)`` first, then Adam's step on the
+gradient itself.
+
+All follow Keras' calling convention, ``apply_gradients(zip(grads, variables))``, so a
 TensorFlow reader finds the usual shape, and expose their buffers through ``slots``
 (aligned with ``variables``) for the exchange format.
 """
@@ -38,6 +41,9 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 import tensorflow as tf
+
+from ...common import optim as common_optim
+from ...common.optim import OptimizerSpec
 
 
 class _Optimizer(tf.Module):
@@ -53,6 +59,11 @@ class _Optimizer(tf.Module):
         """The per-variable buffers by exchange-format slot name, aligned with ``variables_``."""
         return {}
 
+    @property
+    def counters(self) -> dict[str, tf.Variable]:
+        """The scalar counters by exchange-format name (Adam's ``step``)."""
+        return {}
+
     def apply_gradients(self, grads_and_vars: Iterable[tuple[tf.Tensor, tf.Variable]]) -> None:
         """One update of every given variable (the variables passed at construction only)."""
         pairs = [(g, self._index[v.ref()]) for g, v in grads_and_vars]
@@ -60,8 +71,12 @@ class _Optimizer(tf.Module):
         for grad, i in pairs:
             variable = self.variables_[i]
             if self.weight_decay:
-                grad = grad + self.weight_decay * variable
+                grad = self._decay(variable, grad)
             self._update(i, variable, grad, *scalars)
+
+    def _decay(self, variable: tf.Variable, grad: tf.Tensor) -> tf.Tensor:
+        """torch's L2 weight decay: ``g + wd * p``."""
+        return grad + self.weight_decay * variable
 
     def _begin_step(self) -> tuple:
         """Count the step; return the per-step scalars ``_update`` takes after the gradient."""
@@ -109,6 +124,10 @@ class Adam(_Optimizer):
     def slots(self) -> dict[str, list[tf.Variable]]:
         return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}
 
+    @property
+    def counters(self) -> dict[str, tf.Variable]:
+        return {"step": self.step}
+
     def _begin_step(self) -> tuple[tf.Tensor, tf.Tensor]:
         t = tf.cast(self.step.assign_add(1), tf.float64)
         step_size = tf.cast(self.lr / (1.0 - self.beta1**t), tf.float32)
@@ -121,3 +140,23 @@ class Adam(_Optimizer):
         v = self.exp_avg_sq[i].assign(self.exp_avg_sq[i] * self.beta2 + (1.0 - self.beta2) * grad * grad)
         denom = tf.sqrt(v) / bias_correction2_sqrt + self.eps
         variable.assign_sub(step_size * m / denom)
+
+
+class AdamW(Adam):
+    """``torch.optim.AdamW``: Adam with decoupled weight decay, ``p = p * (1 - lr * wd)`` before the step."""
+
+    def _decay(self, variable: tf.Variable, grad: tf.Tensor) -> tf.Tensor:
+        variable.assign(variable * (1.0 - self.lr * self.weight_decay))
+        return grad
+
+
+def optimizer_for(spec: OptimizerSpec, variables: Sequence[tf.Variable]) -> _Optimizer:
+    """The optimizer module of ``spec`` over ``variables``."""
+    match spec:
+        case common_optim.SGD():
+            return SGD(variables, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+        case common_optim.Adam():
+            return Adam(variables, lr=spec.lr, betas=spec.betas, eps=spec.eps, weight_decay=spec.weight_decay)
+        case common_optim.AdamW():
+            return AdamW(variables, lr=spec.lr, betas=spec.betas, eps=spec.eps, weight_decay=spec.weight_decay)
+    raise TypeError(f"no TensorFlow optimizer for {spec!r}")

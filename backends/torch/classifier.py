@@ -12,6 +12,7 @@ from ...common.checks import check_finite, check_image_shape, check_labels
 from ...common.classifier import Classifier
 from .device import resolve_device
 from .models import build_network
+from .optim import STATE_KEYS, optimizer_for
 
 
 class TorchClassifier(Classifier):
@@ -40,10 +41,7 @@ class TorchClassifier(Classifier):
         return correct.mean() if averaged else correct
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        h = self.hparams
-        if h.optimizer == "adam":
-            return torch.optim.Adam(self.net.parameters(), lr=h.lr, weight_decay=h.weight_decay)
-        return torch.optim.SGD(self.net.parameters(), lr=h.lr, momentum=h.momentum, weight_decay=h.weight_decay)
+        return optimizer_for(self.hparams.optimizer_spec(), self.net.parameters())
 
     def gradients(self, batch) -> dict[str, np.ndarray]:
         X, y = batch
@@ -63,23 +61,25 @@ class TorchClassifier(Classifier):
                 p.copy_(torch.from_numpy(params[name]))
 
     def get_optimizer_state(self) -> dict[str, np.ndarray]:
-        state: dict[str, np.ndarray] = {}
+        spec, state = self.hparams.optimizer_spec(), {}
         for name, p in self.net.named_parameters():
             slots = self.optimizer.state.get(p, {})
-            for slot, key in self._state_slots():
-                buf = slots.get(key)
+            for slot in spec.slots:
+                buf = slots.get(STATE_KEYS.get(slot, slot))
                 state[f"{slot}.{name}"] = np.zeros(p.shape, np.float32) if buf is None else buf.cpu().numpy().copy()
-            if self.hparams.optimizer == "adam":
-                state["step"] = np.asarray(int(slots.get("step", 0)), dtype=np.int64)
+            for counter in spec.counters:  # torch.optim counts per parameter, every one alike
+                state[counter] = np.asarray(int(slots.get(counter, 0)), dtype=np.int64)
         return state
 
     def set_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
+        spec = self.hparams.optimizer_spec()
         for name, p in self.net.named_parameters():
             slots = self.optimizer.state[p]
-            for slot, key in self._state_slots():
-                slots[key] = torch.as_tensor(np.asarray(state[f"{slot}.{name}"], np.float32), device=p.device).clone()
-            if self.hparams.optimizer == "adam":
-                slots["step"] = torch.tensor(float(state["step"]), dtype=torch.float32)
+            for slot in spec.slots:
+                slots[STATE_KEYS.get(slot, slot)] = torch.as_tensor(np.asarray(state[f"{slot}.{name}"], np.float32),
+                                                                    device=p.device).clone()
+            for counter in spec.counters:
+                slots[counter] = torch.tensor(float(state[counter]), dtype=torch.float32)
 
     @staticmethod
     def to_numpy(x) -> np.ndarray:
@@ -125,12 +125,6 @@ class TorchClassifier(Classifier):
         return _metrics(logits, y, F.cross_entropy(logits, y))
 
     # ------------------------------------------------------------------ conversions
-
-    def _state_slots(self) -> list[tuple[str, str]]:
-        """(exchange-format slot, torch.optim state key) pairs for this optimizer."""
-        if self.hparams.optimizer == "adam":
-            return [("exp_avg", "exp_avg"), ("exp_avg_sq", "exp_avg_sq")]
-        return [("momentum", "momentum_buffer")] if self.hparams.momentum else []
 
     def _resident(self, array: np.ndarray) -> torch.Tensor:
         """``array`` on the device, copied once per array (CPU: shares NumPy's memory)."""

@@ -15,7 +15,7 @@ CONCEPTS = {
     "cross_entropy": ["ops:_cross_entropy", "ops:_log_softmax_scratch", "ops:_row_max", "ops:cross_entropy_grad"],
     "training_step": ["classifier:TorchClassifier._train_step", "classifier:_metrics"],
     "validation_step": ["classifier:TorchClassifier._eval_step", "classifier:_metrics"],
-    "configure_optimizers": ["classifier:TorchClassifier.configure_optimizers"],
+    "configure_optimizers": ["optim:__doc__", "classifier:TorchClassifier.configure_optimizers", "optim:optimizer_for"],
     "accuracy": ["classifier:TorchClassifier.accuracy"],
     "compiled_epoch": (
         "PyTorch runs eagerly, each operation as Python calls it, so there is no program to put a loop "

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ...data import KNOWN_DATASETS
 from ..errors import TrainingInterrupted, UserError
+from ..optim import describe
 from ..registry import classifier, load_backend
 from ..runfolder import RunFolder
 from ..trainer import Trainer
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"training {args.model} with {args.backend} on {model.device}: {data.name}, "
         f"{len(data.train.y):,} training / {len(data.val.y):,} validation images, batch {data.batch_size}, "
-        f"{args.optimizer} lr {args.lr}" + (f" momentum {args.momentum}" if args.optimizer == "sgd" else ""),
+        + describe(model.hparams.optimizer_spec()),
         flush=True,
     )
     start = time.perf_counter()

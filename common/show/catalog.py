@@ -70,11 +70,11 @@ CONCEPTS: tuple[Concept, ...] = (
     ),
     Concept(
         "configure_optimizers", "The optimizer",
-        "PyTorch's SGD (momentum, L2 weight decay) and Adam, specified once (common/optim.py: the update "
+        "PyTorch's SGD (momentum, L2 weight decay), Adam and AdamW, specified once (common/optim.py: the update "
         "rule the NumPy backend runs), mapped to each framework's own optimizer library, or written out "
         "where the library would compute something else.",
         shared=("common.classifier:Classifier.configure_optimizers", "common.optim:SGD.update",
-                "common.optim:Adam.update"),
+                "common.optim:Adam.update", "common.optim:AdamW.update", "common.optim:adam_step"),
         parity=tuple(OPTIMIZER_CHECKS),
         aliases=("optimizer", "optimizers"),
     ),
