@@ -31,6 +31,20 @@ def check_labels(labels, num_classes: int, *, what: str = "labels") -> np.ndarra
     return labels.astype(np.int64, copy=False)
 
 
+def check_label_vector(labels, num_classes: int) -> np.ndarray:
+    """:func:`check_labels` for a batch: also a vector, one class index per example."""
+    labels = check_labels(labels, num_classes)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be a vector of class indices; got shape {labels.shape}")
+    return labels
+
+
+def check_logits_shape(shape: tuple[int, ...], num_classes: int) -> None:
+    """Raise ValueError unless ``shape`` is (N, num_classes)."""
+    if len(shape) != 2 or shape[1] != num_classes:
+        raise ValueError(f"logits must have shape (N, {num_classes}); got {tuple(shape)}")
+
+
 def check_finite(values, *, what: str = "inputs") -> np.ndarray:
     """Return ``values`` unchanged if it holds no NaN or infinity; else ValueError naming one."""
     values = np.asarray(values)

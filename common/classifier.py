@@ -19,7 +19,7 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator
 import numpy as np
 
 from . import checkpoint
-from .checks import check_finite
+from .checks import check_finite, check_image_shape, check_label_vector, check_logits_shape
 from .errors import UserError
 from .init import init_params
 from .models import ModelSpec, build_spec
@@ -307,13 +307,43 @@ class Classifier(abc.ABC):
     def _eval_step(self, X, y) -> dict[str, Any]:
         """validation_step without input checks, on native arrays already on the device."""
 
-    @abc.abstractmethod
+    # ------------------------------------------------------------------ inputs on the device
+    # Checked here, the same way for every backend (common/checks.py): frameworks differ on bad
+    # input (JAX would index a label of -1 as the last class), so crossframe checks itself.
+
     def _images(self, X):
-        """Images (NumPy or native) checked (finite, the model's shape) and on the device, float32."""
+        """Images (NumPy or native) checked (finite, the model's shape) and on the device."""
+        X = self._as_float(X, "images")
+        check_image_shape(tuple(X.shape), self.spec.input_shape, self.model)
+        return self._to_device_array(X)
+
+    def _logits(self, Y_hat):
+        """Logits (NumPy or native) checked (finite, (N, num_classes)) and on the device."""
+        Y_hat = self._as_float(Y_hat, "logits")
+        check_logits_shape(tuple(Y_hat.shape), self.num_classes)
+        return self._to_device_array(Y_hat)
+
+    def _labels(self, Y):
+        """Labels checked on the host (a vector of integers in ``[0, num_classes)``) and on the device."""
+        return self._to_device_array(check_label_vector(self.to_numpy(Y), self.num_classes))
+
+    def _resident(self, array: np.ndarray):
+        """``array`` (a dataset split) on the device, copied once per array and reused by every epoch."""
+        cache = self.__dict__.setdefault("_on_device", {})
+        key = id(array)
+        if key not in cache or cache[key][0] is not array:  # the id of a freed array may be reused
+            cache[key] = (array, self._to_device_array(array))
+        return cache[key][1]
 
     @abc.abstractmethod
-    def _labels(self, Y):
-        """Labels checked (integers in ``[0, num_classes)``) and on the device, as the framework wants."""
+    def _as_float(self, x, what: str):
+        """``x`` (NumPy or native) as the backend's float array after the finiteness check; a
+        native array stays native (checked on its device, read back only to name a bad value)."""
+
+    @abc.abstractmethod
+    def _to_device_array(self, array):
+        """A NumPy or native array on the device: floats as they are, integer labels as the
+        framework indexes with them."""
 
 
 def _with_sizes(batches: Iterable, plan) -> Iterator[tuple[Any, Any, int]]:

@@ -29,7 +29,7 @@ import optax
 import optax.tree_utils as otu
 from flax.training.train_state import TrainState
 
-from ...common.checks import check_finite, check_image_shape, check_labels
+from ...common.checks import check_finite
 from ...common.classifier import Classifier, EpochTotals, StepCallback
 from . import steps
 from .device import resolve_device
@@ -59,7 +59,6 @@ class JaxClassifier(Classifier):
         # every leaf on the device, the step counter too (a Python 0 otherwise): the state that
         # comes back from a compiled epoch then matches the first one, and nothing compiles twice
         self.state = self._to_device(TrainState.create(apply_fn=self.net.apply, params=params, tx=self.optimizer))
-        self._on_device: dict[int, tuple[np.ndarray, jax.Array]] = {}
 
     # ------------------------------------------------------------------ the contract
 
@@ -166,40 +165,18 @@ class JaxClassifier(Classifier):
     def _to_device(self, tree):
         return jax.device_put(tree, self._device)
 
-    def _resident(self, array: np.ndarray) -> jax.Array:
-        """``array`` on the device (labels as int32), copied once per array."""
-        key = id(array)
-        if key not in self._on_device or self._on_device[key][0] is not array:
-            native = array.astype(np.int32) if np.issubdtype(array.dtype, np.integer) else array
-            self._on_device[key] = (array, self._to_device(native))
-        return self._on_device[key][1]
+    def _as_float(self, x, what: str):
+        if isinstance(x, jax.Array):
+            if not bool(jnp.isfinite(x).all()):
+                check_finite(np.asarray(x), what=what)  # raises, naming the value
+            return x.astype(jnp.float32)
+        return np.ascontiguousarray(check_finite(x, what=what), dtype=np.float32)
 
-    def _images(self, X) -> jax.Array:
-        if isinstance(X, jax.Array):
-            if not bool(jnp.isfinite(X).all()):
-                check_finite(np.asarray(X), what="images")  # raises, naming the value
-            X = X.astype(jnp.float32)
-        else:
-            X = np.ascontiguousarray(check_finite(X, what="images"), dtype=np.float32)
-        check_image_shape(tuple(X.shape), self.spec.input_shape, self.model)
-        return self._to_device(X)
-
-    def _logits(self, Y_hat) -> jax.Array:
-        if isinstance(Y_hat, jax.Array):
-            if not bool(jnp.isfinite(Y_hat).all()):
-                check_finite(np.asarray(Y_hat), what="logits")
-            Y_hat = Y_hat.astype(jnp.float32)
-        else:
-            Y_hat = np.asarray(check_finite(Y_hat, what="logits"), dtype=np.float32)
-        if Y_hat.ndim != 2 or Y_hat.shape[1] != self.num_classes:
-            raise ValueError(f"logits must have shape (N, {self.num_classes}); got {tuple(Y_hat.shape)}")
-        return self._to_device(Y_hat)
-
-    def _labels(self, Y) -> jax.Array:
-        Y = check_labels(np.asarray(Y), self.num_classes)  # on the host: JAX would index out of range silently
-        if Y.ndim != 1:
-            raise ValueError(f"labels must be a vector of class indices; got shape {Y.shape}")
-        return self._to_device(Y.astype(np.int32))
+    def _to_device_array(self, array) -> jax.Array:
+        """Integer labels as int32, JAX's default integer."""
+        if isinstance(array, np.ndarray) and np.issubdtype(array.dtype, np.integer):
+            array = array.astype(np.int32)
+        return self._to_device(array)
 
 
 def _totals(plan, per_batch: dict[str, jax.Array], on_step: StepCallback | None) -> EpochTotals:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ...common.checks import check_finite, check_image_shape, check_labels
+from ...common.checks import check_finite
 from ...common.classifier import Classifier
 from ...common.errors import UserError
 from . import layers
@@ -139,22 +139,11 @@ class NumpyClassifier(Classifier):
                  for slot, buf in slots.items()}
         return state | {counter: np.asarray(value, dtype=np.int64) for counter, value in self.optimizer.counters.items()}
 
-    def _images(self, X) -> np.ndarray:
-        X = check_finite(X, what="images")
-        check_image_shape(X.shape, self.spec.input_shape, self.model)
-        return np.ascontiguousarray(X, dtype=self.dtype)
+    def _as_float(self, x, what: str) -> np.ndarray:
+        return np.ascontiguousarray(check_finite(x, what=what), dtype=self.dtype)
 
-    def _logits(self, Y_hat) -> np.ndarray:
-        Y_hat = check_finite(Y_hat, what="logits")
-        if Y_hat.ndim != 2 or Y_hat.shape[1] != self.num_classes:
-            raise ValueError(f"logits must have shape (N, {self.num_classes}); got {tuple(Y_hat.shape)}")
-        return Y_hat.astype(self.dtype, copy=False)
-
-    def _labels(self, Y) -> np.ndarray:
-        Y = check_labels(Y, self.num_classes)
-        if Y.ndim != 1:
-            raise ValueError(f"labels must be a vector of class indices; got shape {Y.shape}")
-        return Y
+    def _to_device_array(self, array) -> np.ndarray:
+        return array  # NumPy computes where the data is
 
 
 def _metrics(logits: np.ndarray, y: np.ndarray, loss: np.ndarray) -> dict[str, np.ndarray]:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from ...common.checks import check_finite, check_image_shape, check_labels
+from ...common.checks import check_finite
 from ...common.classifier import Classifier, EpochTotals, StepCallback
 from .device import resolve_device
 from .models import build_network
@@ -57,7 +57,6 @@ class TFClassifier(Classifier):
                                           jit_compile=jit)
         self._jit = jit
         self._epoch_functions: dict[tuple[str, int], Any] = {}
-        self._on_device: dict[int, tuple[np.ndarray, tf.Tensor]] = {}
 
     # ------------------------------------------------------------------ the contract
 
@@ -222,43 +221,17 @@ class TFClassifier(Classifier):
 
     # ------------------------------------------------------------------ conversions
 
-    def _resident(self, array: np.ndarray) -> tf.Tensor:
-        """``array`` on the device, copied once per array."""
-        key = id(array)
-        if key not in self._on_device or self._on_device[key][0] is not array:
-            with tf.device(self._device):
-                self._on_device[key] = (array, tf.constant(array))
-        return self._on_device[key][1]
+    def _as_float(self, x, what: str):
+        if isinstance(x, (tf.Tensor, tf.Variable)):
+            x = tf.cast(x, tf.float32)
+            if not bool(tf.reduce_all(tf.math.is_finite(x))):
+                check_finite(x.numpy(), what=what)  # raises, naming the value
+            return x
+        return np.ascontiguousarray(check_finite(x, what=what), dtype=np.float32)
 
-    def _images(self, X) -> tf.Tensor:
-        if isinstance(X, (tf.Tensor, tf.Variable)):
-            X = tf.cast(X, tf.float32)
-            if not bool(tf.reduce_all(tf.math.is_finite(X))):
-                check_finite(X.numpy(), what="images")  # raises, naming the value
-        else:
-            X = np.ascontiguousarray(check_finite(X, what="images"), dtype=np.float32)
-        check_image_shape(tuple(X.shape), self.spec.input_shape, self.model)
+    def _to_device_array(self, array) -> tf.Tensor:
         with tf.device(self._device):
-            return tf.identity(X)
-
-    def _logits(self, Y_hat) -> tf.Tensor:
-        if isinstance(Y_hat, (tf.Tensor, tf.Variable)):
-            Y_hat = tf.cast(Y_hat, tf.float32)
-            if not bool(tf.reduce_all(tf.math.is_finite(Y_hat))):
-                check_finite(Y_hat.numpy(), what="logits")
-        else:
-            Y_hat = np.asarray(check_finite(Y_hat, what="logits"), dtype=np.float32)
-        if len(Y_hat.shape) != 2 or Y_hat.shape[1] != self.num_classes:
-            raise ValueError(f"logits must have shape (N, {self.num_classes}); got {tuple(Y_hat.shape)}")
-        with tf.device(self._device):
-            return tf.identity(Y_hat)
-
-    def _labels(self, Y) -> tf.Tensor:
-        Y = check_labels(Y.numpy() if isinstance(Y, (tf.Tensor, tf.Variable)) else Y, self.num_classes)
-        if Y.ndim != 1:
-            raise ValueError(f"labels must be a vector of class indices; got shape {Y.shape}")
-        with tf.device(self._device):
-            return tf.constant(Y)
+            return tf.constant(array) if isinstance(array, np.ndarray) else tf.identity(array)
 
 
 def _epoch_graph(step, batch_size: int, X: tf.Tensor, y: tf.Tensor, order: tf.Tensor):

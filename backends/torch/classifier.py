@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...common.checks import check_finite, check_image_shape, check_labels
+from ...common.checks import check_finite
 from ...common.classifier import Classifier
 from .device import resolve_device
 from .models import build_network
@@ -24,7 +24,6 @@ class TorchClassifier(Classifier):
         self.net = build_network(self.spec).to(self._device)
         self.set_params(self.initial_params())
         self.optimizer = self.configure_optimizers()
-        self._on_device: dict[int, tuple[np.ndarray, torch.Tensor]] = {}
 
     # ------------------------------------------------------------------ the contract
 
@@ -126,37 +125,16 @@ class TorchClassifier(Classifier):
 
     # ------------------------------------------------------------------ conversions
 
-    def _resident(self, array: np.ndarray) -> torch.Tensor:
-        """``array`` on the device, copied once per array (CPU: shares NumPy's memory)."""
-        key = id(array)
-        if key not in self._on_device or self._on_device[key][0] is not array:
-            self._on_device[key] = (array, torch.from_numpy(array).to(self._device))
-        return self._on_device[key][1]
+    def _as_float(self, x, what: str) -> torch.Tensor:
+        if isinstance(x, torch.Tensor):
+            if not bool(torch.isfinite(x).all()):
+                check_finite(x.detach().cpu().numpy(), what=what)  # raises, naming the value
+            return x.to(torch.float32)
+        return torch.from_numpy(np.ascontiguousarray(check_finite(x, what=what), dtype=np.float32))
 
-    def _images(self, X) -> torch.Tensor:
-        if isinstance(X, torch.Tensor):
-            if not bool(torch.isfinite(X).all()):
-                check_finite(X.detach().cpu().numpy(), what="images")  # raises, naming the value
-        else:
-            X = torch.from_numpy(np.ascontiguousarray(check_finite(X, what="images"), dtype=np.float32))
-        check_image_shape(tuple(X.shape), self.spec.input_shape, self.model)
-        return X.to(self._device, torch.float32)
-
-    def _logits(self, Y_hat) -> torch.Tensor:
-        if isinstance(Y_hat, torch.Tensor):
-            if not bool(torch.isfinite(Y_hat).all()):
-                check_finite(Y_hat.detach().cpu().numpy(), what="logits")
-        else:
-            Y_hat = torch.from_numpy(np.asarray(check_finite(Y_hat, what="logits"), dtype=np.float32))
-        if Y_hat.ndim != 2 or Y_hat.shape[1] != self.num_classes:
-            raise ValueError(f"logits must have shape (N, {self.num_classes}); got {tuple(Y_hat.shape)}")
-        return Y_hat.to(self._device)
-
-    def _labels(self, Y) -> torch.Tensor:
-        Y = check_labels(Y.detach().cpu().numpy() if isinstance(Y, torch.Tensor) else Y, self.num_classes)
-        if Y.ndim != 1:
-            raise ValueError(f"labels must be a vector of class indices; got shape {Y.shape}")
-        return torch.from_numpy(Y).to(self._device)
+    def _to_device_array(self, array) -> torch.Tensor:
+        """On a CPU a NumPy array's tensor shares its memory."""
+        return (array if isinstance(array, torch.Tensor) else torch.from_numpy(array)).to(self._device)
 
 
 def _metrics(logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> dict[str, torch.Tensor]:
