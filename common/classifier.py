@@ -93,16 +93,13 @@ class EpochTotals:
             return float("nan"), float("nan")
         return float(self.loss_sum) / self.count, float(self.correct) / self.count
 
-    def first_nonfinite_batch(self) -> int | None:
-        """Index of the first batch whose loss is NaN or infinite, or None.
-
-        One read of the total when all is well; the per-batch losses are read only when
-        the total is not finite. ``batch_losses`` may be a list of 0-d values or one array.
-        """
-        if np.isfinite(float(self.loss_sum)):
-            return None
-        bad = np.flatnonzero(~np.isfinite(self.batch_loss_values()))
-        return int(bad[0]) if bad.size else None
+    @classmethod
+    def stacked(cls, losses: np.ndarray, correct: np.ndarray, plan) -> "EpochTotals":
+        """The totals of one program that ran every batch of ``plan`` and returned each batch's mean
+        loss and correct count stacked (read back once, when the program is done)."""
+        losses = np.asarray(losses, dtype=np.float64)
+        return cls(loss_sum=float(np.dot(losses, plan.batch_sizes())), correct=int(np.sum(correct)),
+                   count=plan.num_examples, batch_losses=losses)
 
     def batch_loss_values(self) -> np.ndarray:
         """The per-batch mean losses as float64 NumPy (one device read per batch: use sparingly)."""
@@ -111,7 +108,9 @@ class EpochTotals:
         return np.asarray(self.batch_losses, dtype=np.float64)
 
 
-StepCallback = Callable[[int, EpochTotals], None]
+# ``on_progress(done, totals)``: ``done`` batches of the epoch are finished, ``totals`` holds their
+# sums. A loop calls it after every step; an epoch run as one program, once at the end.
+ProgressCallback = Callable[[int, EpochTotals], None]
 
 
 class Classifier(abc.ABC):
@@ -279,20 +278,27 @@ class Classifier(abc.ABC):
         """The batches of an EpochPlan in the backend's own arrays (default: NumPy)."""
         return iter(plan)
 
-    def train_epoch(self, plan, on_step: StepCallback | None = None) -> EpochTotals:
+    def train_epoch(self, plan, on_progress: ProgressCallback | None = None) -> EpochTotals:
         """One pass of optimizer updates over ``plan``'s batches, in ``plan``'s order."""
-        return self._run(plan, self._train_step, on_step)
+        return self._run(plan, self._train_step, on_progress)
 
-    def evaluate(self, plan, on_step: StepCallback | None = None) -> EpochTotals:
+    def evaluate(self, plan, on_progress: ProgressCallback | None = None) -> EpochTotals:
         """Loss and accuracy over ``plan`` without updates."""
-        return self._run(plan, self._eval_step, on_step)
+        return self._run(plan, self._eval_step, on_progress)
 
-    def _run(self, plan, step, on_step: StepCallback | None) -> EpochTotals:
+    def _run(self, plan, step, on_progress: ProgressCallback | None) -> EpochTotals:
         totals = EpochTotals()
-        for i, (X, y, size) in enumerate(_with_sizes(self.device_batches(plan), plan)):
+        for i, (X, y, size) in enumerate(_with_sizes(self.device_batches(plan), plan), start=1):
             totals.add(step(X, y), size)
-            if on_step is not None:
-                on_step(i, totals)
+            if on_progress is not None:
+                on_progress(i, totals)
+        return totals
+
+    def _stacked_totals(self, plan, losses, correct, on_progress: ProgressCallback | None) -> EpochTotals:
+        """The totals of an epoch run as one program (its per-batch losses and correct counts, native)."""
+        totals = EpochTotals.stacked(self.to_numpy(losses), self.to_numpy(correct), plan)
+        if on_progress is not None:
+            on_progress(len(plan), totals)
         return totals
 
     @abc.abstractmethod

@@ -104,8 +104,8 @@ class Trainer:
         plan = data.train_plan(epoch - 1)
         start = time.perf_counter()
         with self._bar(len(plan), f"epoch {epoch}/{self.max_epochs}") as bar:
-            on_step = self._on_step(bar, classifier, epoch, len(plan))
-            totals = classifier.train_epoch(plan, on_step=on_step)
+            on_progress = self._on_progress(bar, classifier, epoch, len(plan))
+            totals = classifier.train_epoch(plan, on_progress=on_progress)
             train_loss, train_acc = totals.read()
         seconds = time.perf_counter() - start
         if not math.isfinite(train_loss):
@@ -134,17 +134,18 @@ class Trainer:
     def _bar(self, total: int, desc: str):
         return tqdm(total=total, desc=desc, unit="batch", leave=False, disable=not self.progress, dynamic_ncols=True)
 
-    def _on_step(self, bar, classifier: Classifier, epoch: int, steps: int):
-        """The per-step callback: the progress bar and the divergence check.
+    def _on_progress(self, bar, classifier: Classifier, epoch: int, steps: int):
+        """The progress callback: the progress bar and the divergence check.
 
-        On a CPU it reads the running loss after every step; elsewhere (a GPU) at most
-        every REFRESH_SECONDS, the reads the progress bar makes anyway.
+        On a CPU it reads the running loss every time it is called (after every step of a
+        loop, once for an epoch run as one program); elsewhere (a GPU) at most every
+        REFRESH_SECONDS, the reads the progress bar makes anyway.
         """
         every_step = "cpu" in str(classifier.device).lower()
         last = [time.perf_counter()]
 
-        def on_step(i: int, totals: EpochTotals) -> None:
-            bar.update(1)
+        def on_progress(done: int, totals: EpochTotals) -> None:
+            bar.update(done - bar.n)
             due = time.perf_counter() - last[0] >= REFRESH_SECONDS
             if not (every_step or due):
                 return
@@ -157,7 +158,7 @@ class Trainer:
                     bar.set_postfix(loss=f"{loss_sum / totals.count:.4f}", acc=f"{acc:.4f}", refresh=False)
                 last[0] = time.perf_counter()
 
-        return on_step
+        return on_progress
 
     def _diverged(self, classifier: Classifier, totals: EpochTotals, epoch: int, steps: int) -> DivergenceError:
         """The error for a non-finite running loss: the first bad step, read from the per-step losses."""

@@ -30,7 +30,7 @@ import optax.tree_utils as otu
 from flax.training.train_state import TrainState
 
 from ...common.checks import check_finite
-from ...common.classifier import Classifier, EpochTotals, StepCallback
+from ...common.classifier import Classifier, EpochTotals, ProgressCallback
 from . import steps
 from .device import resolve_device
 from .models import build_network, from_flax_params, to_flax_params
@@ -129,21 +129,22 @@ class JaxClassifier(Classifier):
             idx = order[s]
             yield X[idx], y[idx]
 
-    def train_epoch(self, plan, on_step: StepCallback | None = None) -> EpochTotals:
-        """The whole epoch as one compiled program (steps.train_epoch); ``on_step`` is called
-        for every batch once the program has finished, with the epoch's totals. On a CPU, a
-        model outside ``SCANNED_ON_CPU`` loops over the jitted step instead."""
+    def train_epoch(self, plan, on_progress: ProgressCallback | None = None) -> EpochTotals:
+        """The whole epoch as one compiled program (steps.train_epoch); ``on_progress`` is called
+        once the program has finished. On a CPU, a model outside ``SCANNED_ON_CPU`` loops over
+        the jitted step instead."""
         if not self.scans_epochs:
-            return super().train_epoch(plan, on_step)
+            return super().train_epoch(plan, on_progress)
         X, y, order = self._resident(plan.X), self._resident(plan.y), self._to_device(plan.order.astype(np.int32))
         self.state, per_batch = steps.train_epoch(self.state, X, y, order, plan.batch_size)
-        return _totals(plan, per_batch, on_step)
+        return self._stacked_totals(plan, per_batch["loss"], per_batch["correct"], on_progress)
 
-    def evaluate(self, plan, on_step: StepCallback | None = None) -> EpochTotals:
+    def evaluate(self, plan, on_progress: ProgressCallback | None = None) -> EpochTotals:
         if not self.scans_epochs:
-            return super().evaluate(plan, on_step)
+            return super().evaluate(plan, on_progress)
         X, y, order = self._resident(plan.X), self._resident(plan.y), self._to_device(plan.order.astype(np.int32))
-        return _totals(plan, steps.evaluate(self.state, X, y, order, plan.batch_size), on_step)
+        per_batch = steps.evaluate(self.state, X, y, order, plan.batch_size)
+        return self._stacked_totals(plan, per_batch["loss"], per_batch["correct"], on_progress)
 
     @property
     def scans_epochs(self) -> bool:
@@ -177,14 +178,3 @@ class JaxClassifier(Classifier):
         if isinstance(array, np.ndarray) and np.issubdtype(array.dtype, np.integer):
             array = array.astype(np.int32)
         return self._to_device(array)
-
-
-def _totals(plan, per_batch: dict[str, jax.Array], on_step: StepCallback | None) -> EpochTotals:
-    """EpochTotals from the stacked per-batch metrics of one program, summed on the device."""
-    sizes = np.asarray(plan.batch_sizes(), dtype=np.float32)  # goes to the device of the losses
-    totals = EpochTotals(loss_sum=jnp.dot(per_batch["loss"], sizes), correct=per_batch["correct"].sum(),
-                         count=plan.num_examples, batch_losses=per_batch["loss"])
-    if on_step is not None:
-        for i in range(len(plan)):
-            on_step(i, totals)
-    return totals

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from ...common.checks import check_finite
-from ...common.classifier import Classifier, EpochTotals, StepCallback
+from ...common.classifier import Classifier, EpochTotals, ProgressCallback
 from .device import resolve_device
 from .models import build_network
 from .optim import optimizer_for
@@ -133,13 +133,13 @@ class TFClassifier(Classifier):
                 batch = tf.gather(X, idx), tf.gather(y, idx)
             yield batch
 
-    def train_epoch(self, plan, on_step: StepCallback | None = None) -> EpochTotals:
+    def train_epoch(self, plan, on_progress: ProgressCallback | None = None) -> EpochTotals:
         """The epoch's full batches as one graph (a ``tf.while_loop`` over ``_train_graph``), then
-        the last partial batch as one more step; ``on_step`` is called for every batch after."""
-        return self._run_epoch("train", plan, on_step)
+        the last partial batch as one more step; ``on_progress`` is called once, after."""
+        return self._run_epoch("train", plan, on_progress)
 
-    def evaluate(self, plan, on_step: StepCallback | None = None) -> EpochTotals:
-        return self._run_epoch("eval", plan, on_step)
+    def evaluate(self, plan, on_progress: ProgressCallback | None = None) -> EpochTotals:
+        return self._run_epoch("eval", plan, on_progress)
 
     def _train_step(self, X: tf.Tensor, y: tf.Tensor) -> dict[str, tf.Tensor]:
         return self._train_concrete(X, y)
@@ -183,7 +183,7 @@ class TFClassifier(Classifier):
             logits = self.net(X)
             return _metrics(logits, y, _cross_entropy(logits, y))
 
-    def _run_epoch(self, kind: str, plan, on_step: StepCallback | None) -> EpochTotals:
+    def _run_epoch(self, kind: str, plan, on_progress: ProgressCallback | None) -> EpochTotals:
         """Per-batch losses and correct counts of ``plan``: full batches in one graph, then the rest."""
         X, y = self._resident(plan.X), self._resident(plan.y)
         b = plan.batch_size
@@ -199,13 +199,7 @@ class TFClassifier(Classifier):
                 last = (self._train_step if kind == "train" else self._eval_step)(tf.gather(X, idx), tf.gather(y, idx))
                 losses = tf.concat([losses, last["loss"][None]], 0)
                 correct = tf.concat([correct, last["correct"][None]], 0)
-            sizes = tf.constant(plan.batch_sizes(), tf.float32)
-            totals = EpochTotals(loss_sum=tf.tensordot(losses, sizes, 1), correct=tf.reduce_sum(correct),
-                                 count=plan.num_examples, batch_losses=losses)
-        if on_step is not None:
-            for i in range(len(plan)):
-                on_step(i, totals)
-        return totals
+        return self._stacked_totals(plan, losses, correct, on_progress)
 
     def _epoch_function(self, kind: str, batch_size: int):
         """The concrete epoch graph for ``kind`` (train or eval) and ``batch_size``, traced on first use."""
