@@ -16,6 +16,7 @@ renamed over the target: a crash mid-write leaves the previous file intact.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -24,6 +25,7 @@ from typing import Iterator
 
 import numpy as np
 
+from .arrayfile import FLOATS, INTEGERS, read_arrays
 from .errors import UserError
 from .models import ModelSpec
 
@@ -32,7 +34,11 @@ FORMATS = (".npz", ".safetensors")
 
 @contextlib.contextmanager
 def atomic_path(path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success, rename it over ``path``."""
+    """Yield a temporary path next to ``path``; on success, rename it over ``path``.
+
+    The file gets the mode a plain ``open`` would give it (0666 less the umask), not the
+    0600 of ``mkstemp``'s private temporary.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -41,9 +47,18 @@ def atomic_path(path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@functools.cache
+def _umask() -> int:
+    """The process's umask (read by setting it, so once, and put back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path, text: str) -> None:
@@ -70,21 +85,14 @@ def save_arrays(path, arrays: dict[str, np.ndarray]) -> None:
             save_file(arrays, str(tmp))
 
 
-def load_arrays(path) -> dict[str, np.ndarray]:
-    """Load a .npz or .safetensors file into ``{name: array}``."""
+def load_arrays(path, *, kinds: str = FLOATS + INTEGERS) -> dict[str, np.ndarray]:
+    """Load a .npz or .safetensors file into ``{name: array}``, every entry checked before it is
+    read (common/arrayfile.py): numbers of the ``kinds`` given, sizes within the file."""
     path = Path(path)
-    suffix = _suffix(path)
-    if not path.is_file():
+    _suffix(path)
+    if not os.path.lexists(path):
         raise UserError(f"no parameter file at {path}")
-    try:
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as f:
-                return {name: f[name] for name in f.files}
-        from safetensors.numpy import load_file
-
-        return load_file(str(path))
-    except (OSError, ValueError) as err:
-        raise UserError(f"cannot read {path}: {err}") from None
+    return read_arrays(path, kinds=kinds)
 
 
 def save_params(path, params: dict[str, np.ndarray]) -> None:
@@ -92,7 +100,8 @@ def save_params(path, params: dict[str, np.ndarray]) -> None:
 
 
 def load_params(path) -> dict[str, np.ndarray]:
-    return load_arrays(path)
+    """Parameters from a file: floating-point arrays only (names and shapes: :func:`check_params`)."""
+    return load_arrays(path, kinds=FLOATS)
 
 
 def check_params(params: dict[str, np.ndarray], spec: ModelSpec) -> dict[str, np.ndarray]:
@@ -110,6 +119,8 @@ def check_params(params: dict[str, np.ndarray], spec: ModelSpec) -> dict[str, np
     out = {}
     for name, shape in expected.items():
         value = np.asarray(params[name])
+        if value.dtype.kind not in "fiu":
+            raise UserError(f"parameter {name} holds {value.dtype}; parameters are floating-point numbers")
         if value.shape != shape:
             raise UserError(
                 f"parameter {name} has shape {value.shape}, model {spec.name!r} needs {shape}"

@@ -19,6 +19,7 @@ from typing import BinaryIO, Union
 
 import numpy as np
 
+from ..common.arrayfile import allocate
 from ..common.errors import DataError
 from ..common.filecheck import open_regular
 
@@ -124,7 +125,7 @@ def _read_stream(stream: BinaryIO, where: str, *, length: int | None, at_most: i
             f"can inflate to ({at_most:,} bytes at most). {_FIX}")
     if length is not None and expected < available:
         raise _trailing(where, shape, expected, str(available - expected))
-    out = np.empty(count, dtype=dtype)
+    out = allocate(count, dtype, where, DataError)
     actual = _read_into(stream, out, hasher)
     if actual < expected:
         raise _truncated(where, shape, expected, actual)
