@@ -16,10 +16,9 @@ renamed over the target: a crash mid-write leaves the previous file intact.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Iterator
 
@@ -36,29 +35,24 @@ FORMATS = (".npz", ".safetensors")
 def atomic_path(path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success, rename it over ``path``.
 
-    The file gets the mode a plain ``open`` would give it (0666 less the umask), not the
-    0600 of ``mkstemp``'s private temporary.
+    The temporary is created as a plain ``open`` would create the file (mode 0666 less the
+    umask), not with ``mkstemp``'s private 0600, which the rename would keep.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp)
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-            os.fchmod(f.fileno(), 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-@functools.cache
-def _umask() -> int:
-    """The process's umask (read by setting it, so once, and put back at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def write_text_atomic(path, text: str) -> None:

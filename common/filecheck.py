@@ -12,6 +12,7 @@ own header claims is checked against before memory is spent on it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -44,6 +45,8 @@ def os_error(path, err: OSError, error: type[UserError] = UserError) -> UserErro
         if os.path.islink(path):
             return error(f"{path} is a symbolic link to {os.readlink(path)}, which does not exist")
         return error(f"{path}: no such file")
+    if err.errno == errno.ELOOP:
+        return error(f"{path} is a loop of symbolic links, not a file: replace it with the file")
     return error(f"{path}: cannot read it ({err.strerror or err})")
 
 

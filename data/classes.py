@@ -53,7 +53,7 @@ def count_classes(ytr: np.ndarray, yte: np.ndarray, train_labels: Path, test_lab
     if empty.size:
         some = "class " + _ranges(empty) + " has" if empty.size == 1 else "classes " + _ranges(empty) + " have"
         raise DataError(f"{where}: {some} no training examples; if the dataset has {top + 1} classes, "
-                        f"pass --num-classes {top + 1} (num_classes={top + 1}), else fix the stray labels")
+                        f"pass --num-classes {top + 1}, else fix the stray labels")
     return top + 1
 
 

@@ -72,16 +72,18 @@ def _evaluate(model, plan, path: Path) -> tuple[float, float]:
     totals, start = EpochTotals(), 0
     for (X, y), size in zip(plan, plan.batch_sizes()):
         logits = model.forward(X)
-        values = np.asarray(model.to_numpy(logits), dtype=np.float64)
+        with np.errstate(over="ignore"):  # float32, as every backend but the float64 reference computes
+            values = np.asarray(model.to_numpy(logits)).astype(np.float32)
         if not np.isfinite(values).all():
             row, col = (int(i) for i in np.argwhere(~np.isfinite(values))[0])
-            raise UserError(f"{path}: these parameters give a non-finite logit ({values[row, col]}) for validation "
-                            f"image {start + row}, class {col}: they come from a diverged run, or from a model with "
-                            "other inputs")
+            raise UserError(f"{path}: these parameters give a logit float32 cannot hold ({values[row, col]}) for "
+                            f"validation image {start + row}, class {col}: they come from a diverged run")
         totals.add({"loss": model.loss(logits, y), "correct": model.accuracy(logits, y, averaged=False).sum()}, size)
         start += size
     loss, acc = totals.read()
-    if not np.isfinite(loss):
+    with np.errstate(over="ignore"):
+        finite = np.isfinite(np.float32(loss))
+    if not finite:
         raise UserError(f"{path}: these parameters give a validation loss of {loss}: they come from a diverged run")
     return loss, acc
 

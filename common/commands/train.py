@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         args.progress = sys.stderr is not None and sys.stderr.isatty()
     if args.resume is not None:
         out = args.resume
-        done = _settings_from_run(args, given)
+        config, done = _settings_from_run(args, given)
     else:
         out = args.out or default_out_dir(args)
         _check_new_run_folder(RunFolder(out))
@@ -96,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
 
         enable_determinism(args.backend)
     data = load_data_from_args(args)
+    if args.resume is not None:
+        _check_limits(args, given, config, data)
     check_model_fits(args.model, data)
     model = classifier(args.backend, args.model, **classifier_kwargs(args, data.input_shape, data.num_classes))
     if args.resume is not None:
@@ -123,18 +125,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_new_run_folder(folder: RunFolder) -> None:
-    """A new run neither overwrites a saved one nor loads data when its folder cannot be written."""
-    if folder.holds_run():
-        raise UserError(
-            f"{folder.path} already holds a run: continue it with --resume {folder.path}, "
-            "or choose another --out"
-        )
+    """A new run neither overwrites a saved one nor loads data when its folder cannot be written.
+    (The Trainer claims the folder for good once the data are loaded: common/runlock.py.)"""
     folder.check_writable()
+    folder.check_no_run()
 
 
-def _settings_from_run(args: argparse.Namespace, given: set[str]) -> int:
+def _settings_from_run(args: argparse.Namespace, given: set[str]) -> tuple[dict, int]:
     """Fill ``args`` from the run folder's config.json (checked, with its checkpoint, before
-    anything is loaded); refuse a flag given with another value. Return the completed epochs."""
+    anything is loaded); refuse a flag given with another value. Return the config and the
+    completed epochs."""
     folder = RunFolder(args.resume)
     config, state = folder.read_run()
     config_path = args.resume / "config.json"
@@ -171,7 +171,20 @@ def _settings_from_run(args: argparse.Namespace, given: set[str]) -> int:
     done = state.epoch
     if done > args.epochs:
         raise UserError(f"{args.resume} already holds {done} epochs, more than --epochs {args.epochs}")
-    return done
+    return config, done
+
+
+def _check_limits(args: argparse.Namespace, given: set[str], config: dict, data) -> None:
+    """--limit-train / --limit-val given with --resume must select the run's examples (a limit
+    above a dataset's size selects them all, so the count decides, not the number given)."""
+    differ = [f"{args.option_flags[limit]} {getattr(args, limit)} selects {len(split.y):,} {what} images "
+              f"(the run's: {config[key]:,})"
+              for limit, split, what, key in (("limit_train", data.train, "training", "train_examples"),
+                                              ("limit_val", data.val, "validation", "val_examples"))
+              if limit in given and len(split.y) != config[key]]
+    if differ:
+        raise UserError(f"--resume takes the run's settings from {args.resume / 'config.json'}; "
+                        f"these differ: {', '.join(differ)} (leave the limits out, or give the run's)")
 
 
 def _shown(value) -> str:
