@@ -118,14 +118,7 @@ def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, ki
                  fix: str) -> np.ndarray:
     entry = info.filename[: -len(".npy")]
     with archive.open(info) as member:
-        version = np.lib.format.read_magic(member)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(member, max_header_size=MAX_HEADER)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(member, max_header_size=MAX_HEADER)
-        else:
-            raise _damaged(path, what, f"entry {entry!r} is in .npy format {version[0]}.{version[1]}, which crossframe "
-                                       "does not write", fix)
+        shape, fortran, dtype = _npy_header(member, path, entry, what, fix)
         if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in kinds:
             raise _damaged(path, what, f"entry {entry!r} holds {dtype}, not {_kind_words(kinds)}", fix)
         if any(d < 0 for d in shape):
@@ -145,6 +138,23 @@ def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, ki
             got += n
         member.read(1)  # the end of the member: zipfile checks its CRC here
     return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
+
+
+def _npy_header(member, path: Path, entry: str, what: str, fix: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran order, dtype) from NumPy's own readers of a .npy header."""
+    version = np.lib.format.read_magic(member)
+    if version not in ((1, 0), (2, 0)):
+        raise _damaged(path, what, f"entry {entry!r} is in .npy format {version[0]}.{version[1]}, which crossframe "
+                                   "does not write", fix)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    try:
+        return read(member, max_header_size=MAX_HEADER)
+    except (zipfile.BadZipFile, OSError):
+        raise
+    except Exception as err:  # noqa: BLE001 - the parser of a hostile header fails in many ways (SyntaxError,
+        # tokenize.TokenError, TypeError ...): each one means the header is damaged
+        raise _damaged(path, what, f"entry {entry!r} has an unreadable .npy header ({type(err).__name__}: {err})",
+                       fix) from None
 
 
 def allocate(count: int, dtype: np.dtype, path, error: type[UserError] = UserError) -> np.ndarray:
