@@ -67,8 +67,8 @@ def read_arrays(path, *, kinds: str, text: tuple[str, ...] = (), what: str = "a 
         is_text = value.dtype.kind == "U"
         if (name in text) != is_text or (is_text and value.ndim != 0):
             expected = "a 0-d text entry" if name in text else "numbers"
-            raise _damaged(path, what, f"entry {name!r} holds {value.dtype} of shape {value.shape}, expected {expected}",
-                           fix)
+            raise _damaged(path, what, f"entry {name!r} holds {value.dtype} of shape {value.shape}, "
+                                       f"expected {expected}", fix)
     return arrays
 
 

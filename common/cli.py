@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 import warnings
 from pathlib import Path
 from typing import Iterator

@@ -55,7 +55,8 @@ RECORD_RANGES = {
 
 
 def _bad(path, key: str, value: Any, expected: str, fix: str = FIX) -> UserError:
-    shown = json.dumps(value) if len(json.dumps(value)) < 60 else json.dumps(value)[:57] + "..."
+    shown = json.dumps(value)
+    shown = shown if len(shown) < 60 else shown[:57] + "..."
     return UserError(f"{path}: {key} is {shown}, expected {expected}; {fix}")
 
 
@@ -111,7 +112,8 @@ def check_record(record: Any, epoch: int, where: str) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise UserError(f"{where}: is a JSON {type(record).__name__}, not the record of epoch {epoch}")
     if record.get("epoch") != epoch or isinstance(record.get("epoch"), bool):
-        raise UserError(f"{where}: has epoch {json.dumps(record.get('epoch'))}, expected {epoch} (epochs count 1, 2, ...)")
+        raise UserError(f"{where}: has epoch {json.dumps(record.get('epoch'))}, expected {epoch} "
+                        "(epochs count 1, 2, ...)")
     for key, (low, high) in RECORD_RANGES.items():
         value = record.get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high \
@@ -146,9 +148,9 @@ def check_checkpoint(arrays: dict[str, np.ndarray], config: dict[str, Any], path
 
     fix = "the checkpoint is damaged: restore it, or start the run again in another folder"
     spec = build_spec(config["model"], input_shape=config["input_shape"], num_classes=config["num_classes"])
-    expected = {"epoch": (), "history": (),
-                **{f"params/{name}": tuple(shape) for name, shape in spec.param_shapes().items()},
-                **{f"optimizer/{name}": shape for name, shape in optimizer_entries(config, spec.param_shapes()).items()}}
+    shapes = {name: tuple(shape) for name, shape in spec.param_shapes().items()}
+    expected = {"epoch": (), "history": (), **{f"params/{name}": shape for name, shape in shapes.items()},
+                **{f"optimizer/{name}": shape for name, shape in optimizer_entries(config, shapes).items()}}
     missing = [name for name in expected if name not in arrays]
     unexpected = [name for name in arrays if name not in expected and name != "settings"]
     if missing or unexpected:

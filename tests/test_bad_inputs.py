@@ -99,7 +99,8 @@ PARAM_FILES = {
     "numeric strings": ("p.npz", lambda p, good: _npz({k: np.full(v.shape, "1.5") for k, v in p.items()}),
                         "entry 'fc.weight' holds <U3"),
     "bool weights": ("p.npz", lambda p, good: _npz({k: v > 0 for k, v in p.items()}), "holds bool"),
-    "complex weights": ("p.npz", lambda p, good: _npz({k: v.astype(complex) for k, v in p.items()}), "holds complex128"),
+    "complex weights": ("p.npz", lambda p, good: _npz({k: v.astype(complex) for k, v in p.items()}),
+                        "holds complex128"),
     "safetensors: bad JSON header": ("p.safetensors", lambda p, good: _safetensors(p, lambda h, b: (b"{no json}", b)),
                                      "invalid JSON in header"),
     "safetensors: offsets past the end": (

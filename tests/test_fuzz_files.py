@@ -168,8 +168,9 @@ def expect_value_or_user_error(samples: Samples, path: Path, blob: bytes) -> Non
 
 def truncations(good: bytes):
     """Cut at the start, inside the first bytes (magic, header), the middle, and near the end."""
-    classes = sorted({0, 1, 2, 3, 4, 8, 12, 16, 64, len(good) // 2, len(good) - 8, len(good) - 1} & set(range(len(good))))
-    return st.one_of(st.sampled_from(classes), st.integers(0, len(good) - 1)).map(lambda n: good[:n])
+    n = len(good)
+    classes = sorted({0, 1, 2, 3, 4, 8, 12, 16, 64, n // 2, n - 8, n - 1} & set(range(n)))
+    return st.one_of(st.sampled_from(classes), st.integers(0, n - 1)).map(lambda cut: good[:cut])
 
 
 def bit_flips(good: bytes):

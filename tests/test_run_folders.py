@@ -107,7 +107,8 @@ def test_an_internal_error_exits_3_with_its_traceback_in_a_file(data, tmp_path):
     (report,) = out.glob("crossframe-error-*.txt")
     assert line.endswith(f"{report}; please report it")
     text = report.read_text()
-    assert text.startswith("Traceback (most recent call last)") and text.endswith(", in bug\nZeroDivisionError: a bug\n")
+    assert text.startswith("Traceback (most recent call last)")
+    assert text.endswith(", in bug\nZeroDivisionError: a bug\n")
 
 
 def test_ctrl_c_during_the_imports_is_one_line_and_130(tmp_path):
