@@ -72,13 +72,15 @@ def _evaluate(model, plan, path: Path) -> tuple[float, float]:
     totals, start = EpochTotals(), 0
     for (X, y), size in zip(plan, plan.batch_sizes()):
         logits = model.forward(X)
+        raw = np.asarray(model.to_numpy(logits))
         with np.errstate(over="ignore"):  # float32, as every backend but the float64 reference computes
-            values = np.asarray(model.to_numpy(logits)).astype(np.float32)
+            values = raw.astype(np.float32)
         if not np.isfinite(values).all():
             row, col = (int(i) for i in np.argwhere(~np.isfinite(values))[0])
             raise UserError(f"{path}: these parameters give a logit float32 cannot hold ({values[row, col]}) for "
                             f"validation image {start + row}, class {col}: they come from a diverged run")
-        totals.add({"loss": model.loss(logits, y), "correct": model.accuracy(logits, y, averaged=False).sum()}, size)
+        # argmax takes the first maximum on ties in every backend (common/classifier.py): counted here, once
+        totals.add({"loss": model.loss(logits, y), "correct": int((raw.argmax(axis=1) == y).sum())}, size)
         start += size
     loss, acc = totals.read()
     with np.errstate(over="ignore"):
