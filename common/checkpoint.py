@@ -18,12 +18,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from .arrayfile import FLOATS, INTEGERS, read_arrays
 from .errors import UserError
 from .models import ModelSpec
 
@@ -32,11 +33,19 @@ FORMATS = (".npz", ".safetensors")
 
 @contextlib.contextmanager
 def atomic_path(path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success, rename it over ``path``."""
+    """Yield a temporary path next to ``path``; on success, rename it over ``path``.
+
+    The temporary is created as a plain ``open`` would create the file (mode 0666 less the
+    umask), not with ``mkstemp``'s private 0600, which the rename would keep.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp)
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
         yield tmp
         with open(tmp, "rb+") as f:
@@ -70,21 +79,14 @@ def save_arrays(path, arrays: dict[str, np.ndarray]) -> None:
             save_file(arrays, str(tmp))
 
 
-def load_arrays(path) -> dict[str, np.ndarray]:
-    """Load a .npz or .safetensors file into ``{name: array}``."""
+def load_arrays(path, *, kinds: str = FLOATS + INTEGERS) -> dict[str, np.ndarray]:
+    """Load a .npz or .safetensors file into ``{name: array}``, every entry checked before it is
+    read (common/arrayfile.py): numbers of the ``kinds`` given, sizes within the file."""
     path = Path(path)
-    suffix = _suffix(path)
-    if not path.is_file():
+    _suffix(path)
+    if not os.path.lexists(path):
         raise UserError(f"no parameter file at {path}")
-    try:
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as f:
-                return {name: f[name] for name in f.files}
-        from safetensors.numpy import load_file
-
-        return load_file(str(path))
-    except (OSError, ValueError) as err:
-        raise UserError(f"cannot read {path}: {err}") from None
+    return read_arrays(path, kinds=kinds)
 
 
 def save_params(path, params: dict[str, np.ndarray]) -> None:
@@ -92,7 +94,8 @@ def save_params(path, params: dict[str, np.ndarray]) -> None:
 
 
 def load_params(path) -> dict[str, np.ndarray]:
-    return load_arrays(path)
+    """Parameters from a file: floating-point arrays only (names and shapes: :func:`check_params`)."""
+    return load_arrays(path, kinds=FLOATS)
 
 
 def check_params(params: dict[str, np.ndarray], spec: ModelSpec, what: str = "parameters") -> dict[str, np.ndarray]:
@@ -110,6 +113,8 @@ def check_params(params: dict[str, np.ndarray], spec: ModelSpec, what: str = "pa
     out = {}
     for name, shape in expected.items():
         value = np.asarray(params[name])
+        if value.dtype.kind not in "fiu":
+            raise UserError(f"parameter {name} holds {value.dtype}; parameters are floating-point numbers")
         if value.shape != shape:
             raise UserError(
                 f"{what.rstrip('s')} {name} has shape {value.shape}, model {spec.name!r} needs {shape}"

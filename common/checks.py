@@ -59,6 +59,22 @@ def check_finite(values, *, what: str = "inputs") -> np.ndarray:
     return values
 
 
+def check_float32(values, *, what: str = "values") -> np.ndarray:
+    """Return ``values`` unchanged if every one is finite and stays finite as float32 (the
+    exchange format); else ValueError naming the first that does not (a float64 1e39 is one)."""
+    values = check_finite(values, what=what)
+    if values.dtype.kind == "f" and values.dtype.itemsize > 4:
+        with np.errstate(over="ignore"):
+            fits = np.isfinite(values.astype(np.float32))
+        if not fits.all():
+            index = np.unravel_index(int(np.argmin(fits)), values.shape)
+            raise ValueError(
+                f"{what} contain {float(values[index]):.3g} at index {tuple(int(i) for i in index)}, beyond "
+                f"float32's range (largest {float(np.finfo(np.float32).max):.3g})"
+            )
+    return values
+
+
 def check_logits_labels(logits, labels, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Validate a (batch, classes) logits array against a (batch,) label vector."""
     logits = np.asarray(logits)

@@ -1,16 +1,30 @@
 """The ``crossframe`` command: one subcommand per module in common/commands/.
 
-User errors (a bad flag value, a missing file, a backend that is not installed) print one
-line on stderr and exit with code 2, without a traceback (argparse's own errors too: the
-usage text is left to ``--help``); a diverged run exits with 1; Ctrl-C exits with 130.
+Exit codes mean one thing each, so a script can tell them apart:
+
+- 0: done.
+- 1: training diverged; the run folder keeps the last good epoch.
+- 2: bad input — a flag, a file, a folder, a backend that is not installed: one line on
+  stderr saying what was wrong, where, and what to do, without a traceback (argparse's own
+  errors too: the usage text is left to ``--help``).
+- 130: interrupted (Ctrl-C), while importing too.
+- 3: an internal error, a bug in crossframe: one line on stderr pointing to the traceback,
+  written into the run folder (or a temporary file) — never a bare traceback.
+
+Warnings print as one line (``crossframe: warning: ...``). The commands are imported inside
+:func:`main`, so Ctrl-C during their (slow) imports is an interrupt like any other.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
+import contextlib
+import warnings
+from pathlib import Path
+from typing import Iterator
 
-from .commands import COMMANDS
+from . import crash
+from .console import say, settle_streams
 from .errors import DivergenceError, TrainingInterrupted, UserError
 
 
@@ -25,6 +39,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .commands import COMMANDS
+
     parser = Parser(
         prog="crossframe",
         description=(
@@ -41,18 +57,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = None
     try:
-        return int(args.run(args) or 0)
+        args = build_parser().parse_args(argv)
+        with one_line_warnings():
+            return int(args.run(args) or 0)
     except UserError as err:
-        print(f"crossframe: error: {err}", file=sys.stderr)
+        say(f"crossframe: error: {err}", err=True)
         return UserError.exit_code
     except DivergenceError as err:
-        print(f"crossframe: training diverged: {err}", file=sys.stderr)
+        say(f"crossframe: training diverged: {err}", err=True)
         return DivergenceError.exit_code
     except KeyboardInterrupt as err:  # TrainingInterrupted says what was kept
-        print("crossframe: interrupted" + (f": {err}" if str(err) else ""), file=sys.stderr)
+        say("crossframe: interrupted" + (f": {err}" if str(err) else ""), err=True)
         return TrainingInterrupted.exit_code
+    except Exception as err:  # noqa: BLE001 - a bug: one line and a traceback file, never a bare traceback
+        say(crash.internal_error_line(err, _run_folder(args)), err=True)
+        return crash.EXIT_CODE
+    finally:
+        settle_streams()
+
+
+def _run_folder(args: argparse.Namespace | None) -> Path | None:
+    """The folder the command writes, if it has one (the traceback goes there)."""
+    folder = getattr(args, "resume", None) or getattr(args, "out", None)
+    return Path(folder) if folder else None
+
+
+@contextlib.contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Show each warning as ``crossframe: warning: MESSAGE``: one line, no source line under it."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        say(f"crossframe: warning: {' '.join(str(message).split())}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 if __name__ == "__main__":

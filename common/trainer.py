@@ -14,6 +14,7 @@ it at the end of the epoch. The run folder keeps the last good epoch (common/run
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -21,8 +22,9 @@ from typing import Any, Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from .checks import check_labels
+from .checks import check_float32, check_labels
 from .classifier import Classifier, EpochTotals
+from .console import SafeStream
 from .errors import DivergenceError, TrainingInterrupted, UserError
 from .registry import determinism_enabled
 from .runfolder import Checkpoint, RunFolder, interrupts_deferred, same_run_mismatches
@@ -59,10 +61,11 @@ class Trainer:
         self.max_epochs = int(max_epochs)
         self.progress = progress
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.log = log if log is not None else (tqdm.write if progress else None)
+        self.log = log if log is not None else (_write_line if progress else None)
         self.on_epoch_end = on_epoch_end
         self.history: list[dict[str, Any]] = []
         self._saved_epoch: int | None = None  # the epoch whose files are in out_dir
+        self._folder: RunFolder | None = None  # out_dir, locked while fit runs
 
     def fit(self, classifier: Classifier, data, *, resume: bool = False) -> list[dict[str, Any]]:
         """Train up to epoch ``max_epochs``, validating after each; returns the history.
@@ -72,30 +75,36 @@ class Trainer:
         epoch depends only on the data seed and the epoch, so the result is the one an
         uninterrupted run gives. The backend and device may differ from the saved run's.
 
-        Raises DivergenceError when a loss becomes NaN or infinite, and
-        TrainingInterrupted (a KeyboardInterrupt) on Ctrl-C; either way the run folder
-        keeps the last completed epoch.
+        Raises DivergenceError when a loss becomes NaN or infinite or a parameter leaves
+        float32's range, and TrainingInterrupted (a KeyboardInterrupt) on Ctrl-C; either way
+        the run folder keeps the last completed epoch. ``out_dir`` is locked while this runs:
+        another process's fit on it is refused (common/runlock.py).
         """
         self._check_compatible(classifier, data)
         self.history = []
         self._saved_epoch = None
-        first = 1
-        if resume:
-            first = self._resume(classifier, data) + 1
-        elif self.out_dir is not None:
-            self._start_run_folder(classifier, data)
-        epoch = first
         try:
-            for epoch in range(first, self.max_epochs + 1):
-                record = self._fit_epoch(classifier, data, epoch)
-                self.history.append(record)
-                self._save(classifier, epoch)
-                if self.on_epoch_end is not None:
-                    self.on_epoch_end(classifier, record)
-                if self.log is not None:
-                    self.log(format_epoch(record, self.max_epochs))
-        except KeyboardInterrupt:
-            raise self._interrupted(epoch) from None
+            first = 1
+            if resume:
+                first = self._resume(classifier, data) + 1
+            elif self.out_dir is not None:
+                self._start_run_folder(classifier, data)
+            epoch = first
+            try:
+                for epoch in range(first, self.max_epochs + 1):
+                    record = self._fit_epoch(classifier, data, epoch)
+                    self.history.append(record)
+                    self._save(classifier, epoch)
+                    if self.on_epoch_end is not None:
+                        self.on_epoch_end(classifier, record)
+                    if self.log is not None:
+                        self.log(format_epoch(record, self.max_epochs))
+            except KeyboardInterrupt:
+                raise self._interrupted(epoch) from None
+        finally:
+            if self._folder is not None:
+                self._folder.release()
+                self._folder = None
         return self.history
 
     # ------------------------------------------------------------------ one epoch
@@ -132,7 +141,8 @@ class Trainer:
         }
 
     def _bar(self, total: int, desc: str):
-        return tqdm(total=total, desc=desc, unit="batch", leave=False, disable=not self.progress, dynamic_ncols=True)
+        return tqdm(total=total, desc=desc, unit="batch", leave=False, disable=not self.progress, dynamic_ncols=True,
+                    file=SafeStream())  # a terminal that goes away must not stop the run
 
     def _on_progress(self, bar, classifier: Classifier, epoch: int, steps: int):
         """The progress callback: the progress bar and the divergence check.
@@ -209,10 +219,11 @@ class Trainer:
                 raise UserError(f"{what}: {err} (the classifier has {classifier.num_classes} classes)") from None
 
     def _start_run_folder(self, classifier: Classifier, data) -> None:
-        """config.json, and the initial state as epoch 0: something good is on disk from the start."""
-        folder = RunFolder(self.out_dir)
-        folder.create()
-        folder.write_config(run_config(classifier, data, self.max_epochs))
+        """Claim out_dir (locked, holding no run), then write config.json and the initial state
+        as epoch 0: something good is on disk from the start."""
+        self._folder = RunFolder(self.out_dir)
+        self._folder.claim_new()
+        self._folder.write_config(run_config(classifier, data, self.max_epochs))
         self._save(classifier, 0)
 
     def _resume(self, classifier: Classifier, data) -> int:
@@ -220,11 +231,14 @@ class Trainer:
         if self.out_dir is None:
             raise UserError("resume=True needs out_dir, the run folder to continue")
         folder = RunFolder(self.out_dir)
-        config = folder.read_config()
+        if not folder.path.is_dir():
+            raise UserError(f"{self.out_dir} is not a crossframe run folder: it is not a folder")
+        folder.lock()
+        self._folder = folder
+        config, state = folder.read_run()  # both checked, and against each other, before anything is written
         mismatches = same_run_mismatches(config, run_config(classifier, data, self.max_epochs))
         if mismatches:
             raise UserError(f"cannot resume {self.out_dir}: it was made with other settings: {'; '.join(mismatches)}")
-        state = folder.read_checkpoint()
         if state.epoch > self.max_epochs:
             raise UserError(
                 f"{self.out_dir} already holds {state.epoch} epochs, more than the {self.max_epochs} asked for"
@@ -245,12 +259,28 @@ class Trainer:
         return state.epoch
 
     def _save(self, classifier: Classifier, epoch: int) -> None:
-        if self.out_dir is None:
+        """Check that the state is representable in the exchange format, then write it to out_dir."""
+        params, optimizer = classifier.checkpoint_state()
+        self._check_float32(classifier, params, optimizer, epoch)
+        if self._folder is None:
             return
-        state = Checkpoint(epoch, *classifier.checkpoint_state(), list(self.history))
+        state = Checkpoint(epoch, params, optimizer, list(self.history))
         with interrupts_deferred():  # a Ctrl-C while saving counts the epoch as saved: it is
-            RunFolder(self.out_dir).save(state, title=_title(classifier), label=classifier.backend)
+            self._folder.save(state, title=_title(classifier), label=classifier.backend)
             self._saved_epoch = epoch
+
+    def _check_float32(self, classifier: Classifier, params, optimizer, epoch: int) -> None:
+        """A parameter (or optimizer buffer) that float32 cannot hold is divergence in every
+        backend: the float64 NumPy backend can grow them to 1e81 with a finite loss, and the
+        exchange format would turn them into infinities."""
+        arrays = {**{f"parameter {k}": v for k, v in params.items()},
+                  **{f"optimizer state {k}": v for k, v in optimizer.items()}}
+        for what, value in arrays.items():
+            try:
+                check_float32(value, what=what)
+            except ValueError as err:
+                raise DivergenceError(f"the state left float32's range in epoch {epoch} ({err}); "
+                                      f"{self._hint(classifier)}", epoch=epoch) from None
 
 
 def run_config(classifier: Classifier, data, max_epochs: int) -> dict[str, Any]:
@@ -271,6 +301,11 @@ def run_config(classifier: Classifier, data, max_epochs: int) -> dict[str, Any]:
         "versions": {**classifier.framework_versions(), **machine()},
         "started": now(),
     }
+
+
+def _write_line(line: str) -> None:
+    """The default log with a progress bar: above the bar, on a stdout that may be gone."""
+    tqdm.write(line, file=SafeStream(sys.stdout))
 
 
 def format_epoch(record: dict[str, Any], max_epochs: int) -> str:

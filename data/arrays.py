@@ -6,6 +6,7 @@ Full Fashion-MNIST is 47 M pixels: statistics and normalisation run in chunks (o
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,9 @@ def check_images(X: np.ndarray, path: Path) -> None:
             f"{path}: images must be a 3-D IDX array (N, height, width), got shape {X.shape}. "
             "Write images as (N, H, W), e.g. write_idx(path, images.reshape(-1, 28, 28))."
         )
+    if 0 in X.shape[1:]:
+        raise DataError(f"{path}: the images are {X.shape[1]}x{X.shape[2]} pixels: there are no pixels to train on. "
+                        "Write images as (N, H, W) with H and W at least 1.")
     if X.dtype.kind == "f" and X.size:
         finite = np.isfinite(X.reshape(len(X), -1)).all(axis=1)
         if not finite.all():
@@ -62,36 +66,45 @@ def check_label_range(y: np.ndarray, num_classes: int, path: Path) -> None:
         )
 
 
-def pixel_stats(X: np.ndarray) -> tuple[float, float]:
-    """Mean and standard deviation (float64, population) of the pixels.
+def pixel_stats(X: np.ndarray, path: Path) -> tuple[float, float]:
+    """Mean and standard deviation (float64, population) of the pixels of ``path``.
 
-    uint8 pixels are scaled to [0, 1] first; other types are taken as they are.
+    uint8 pixels are scaled to [0, 1] first; other types are taken as they are, divided by
+    a power of two near their largest magnitude while summing: exact (a power of two only
+    moves the exponent), so ordinary images get the very figures an unscaled sum gives,
+    and images of 1e200 get theirs instead of an overflowing variance. Constant images get
+    a standard deviation of 1 (centred, not divided by zero).
     """
     if X.size == 0:
-        raise DataError("the training set is empty: there are no pixels to normalise with")
+        raise DataError(f"{path}: the training set is empty: there are no pixels to normalise with")
     flat = X.reshape(-1)
+    step = _CHUNK_ROWS * 1024
+    chunks = [slice(s, s + step) for s in range(0, flat.size, step)]
     if X.dtype == np.uint8:
         counts = np.zeros(256, dtype=np.int64)
-        step = _CHUNK_ROWS * 1024
-        for start in range(0, flat.size, step):
-            counts += np.bincount(flat[start:start + step], minlength=256)
+        for c in chunks:
+            counts += np.bincount(flat[c], minlength=256)
         v = np.arange(256, dtype=np.float64) / 255.0
         n = float(flat.size)
         mean = float(counts @ v / n)
-        var = float(counts @ (v - mean) ** 2 / n)
-        return mean, float(np.sqrt(var))
-    step = _CHUNK_ROWS * 1024
-    total = sum(float(flat[s:s + step].sum(dtype=np.float64)) for s in range(0, flat.size, step))
-    mean = total / flat.size
-    sq = sum(float(((flat[s:s + step].astype(np.float64) - mean) ** 2).sum())
-             for s in range(0, flat.size, step))
-    return mean, float(np.sqrt(sq / flat.size))
+        std = float(np.sqrt(float(counts @ (v - mean) ** 2 / n)))
+    else:
+        largest = max(float(np.max(np.abs(flat[c].astype(np.float64)))) for c in chunks)
+        scale = math.ldexp(1.0, min(math.frexp(largest)[1], 1023)) if largest else 1.0
+        mean = sum(float((flat[c].astype(np.float64) / scale).sum()) for c in chunks) / flat.size
+        sq = sum(float(((flat[c].astype(np.float64) / scale - mean) ** 2).sum()) for c in chunks)
+        mean, std = mean * scale, float(np.sqrt(sq / flat.size)) * scale
+    if not (math.isfinite(mean) and math.isfinite(std)):
+        raise DataError(f"{path}: the pixels are too large to normalise (mean {mean:.3g}, standard deviation "
+                        f"{std:.3g}); rescale the images")
+    return mean, (std if std > 0.0 else 1.0)
 
 
-def normalise(X: np.ndarray, mean: float, std: float) -> np.ndarray:
+def normalise(X: np.ndarray, mean: float, std: float, path: Path) -> np.ndarray:
     """float32 (N, 1, H, W), C-contiguous: ``(x/255 - mean)/std`` for uint8, ``(x - mean)/std`` else.
 
-    Computed in float64 and rounded once to float32.
+    Computed in float64 and rounded once to float32; a value float32 cannot hold (images far
+    from the training set's range) is a DataError naming ``path``.
     """
     n, h, w = X.shape
     out = np.empty((n, 1, h, w), dtype=np.float32)
@@ -99,7 +112,14 @@ def normalise(X: np.ndarray, mean: float, std: float) -> np.ndarray:
         lut = ((np.arange(256, dtype=np.float64) / 255.0 - mean) / std).astype(np.float32)
         for s in range(0, n, _CHUNK_ROWS):
             np.take(lut, X[s:s + _CHUNK_ROWS], out=out[s:s + _CHUNK_ROWS, 0])
-    else:
+        return out
+    with np.errstate(over="ignore", invalid="ignore"):
         for s in range(0, n, _CHUNK_ROWS):
-            out[s:s + _CHUNK_ROWS, 0] = (X[s:s + _CHUNK_ROWS].astype(np.float64) - mean) / std
+            block = out[s:s + _CHUNK_ROWS, 0]
+            block[...] = (X[s:s + _CHUNK_ROWS].astype(np.float64) - mean) / std
+            finite = np.isfinite(block).reshape(len(block), -1).all(axis=1)
+            if not finite.all():
+                i = s + int(np.argmin(finite))
+                raise DataError(f"{path}: image {i} normalises to values float32 cannot hold (mean {mean:.3g}, "
+                                f"standard deviation {std:.3g} of the training images); rescale the images")
     return out

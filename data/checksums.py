@@ -7,11 +7,11 @@ epoch or every ``load_data`` call would add up, so hashes are memoized by
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 from ..common.errors import DataError
+from ..common.filecheck import os_error
 from .catalog import FileSpec
 from .idx import PathLike, is_gzip, sha256_decompressed, sha256_file
 
@@ -25,19 +25,23 @@ _MEMO: dict[tuple[str, int, int, str], str] = {}
 
 
 def _key(path: Path, kind: str) -> tuple[str, int, int, str]:
-    st = os.stat(path)
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        raise os_error(path, err, DataError) from None
     return (os.path.realpath(path), st.st_size, st.st_mtime_ns, kind)
 
 
-def idx_sha256(path: PathLike, data: bytes | None = None) -> str:
+def idx_sha256(path: PathLike, digest: str | None = None) -> str:
     """Memoized SHA-256 of the decompressed IDX bytes of ``path``.
 
-    Pass ``data`` (the decompressed bytes, already read) to avoid decompressing twice.
+    Pass ``digest`` (the hash of the decompressed bytes, taken as they were read) to avoid
+    decompressing twice.
     """
     path = Path(path)
     key = _key(path, "idx")
     if key not in _MEMO:
-        _MEMO[key] = hashlib.sha256(data).hexdigest() if data is not None else sha256_decompressed(path)
+        _MEMO[key] = digest if digest is not None else sha256_decompressed(path)
     return _MEMO[key]
 
 
@@ -80,7 +84,7 @@ def mismatch_error(
 
 
 def verify_file(
-    path: PathLike, fspec: FileSpec, dataset: str, *, data: bytes | None = None
+    path: PathLike, fspec: FileSpec, dataset: str, *, digest: str | None = None
 ) -> bool | None:
     """Check ``path`` against ``fspec``.
 
@@ -90,7 +94,7 @@ def verify_file(
     """
     path = Path(path)
     if fspec.sha256:
-        actual = idx_sha256(path, data)
+        actual = idx_sha256(path, digest)
         if actual != fspec.sha256:
             raise mismatch_error(path, dataset, fspec, "the decompressed IDX bytes", fspec.sha256, actual)
         return True

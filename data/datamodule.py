@@ -8,6 +8,7 @@ backend, every run and every process sees the same batches in the same order.
 
 from __future__ import annotations
 
+import hashlib
 import operator
 import os
 from collections import OrderedDict
@@ -19,11 +20,13 @@ from typing import Any
 import numpy as np
 
 from ..common.errors import DataError, UserError
+from ..common.filecheck import os_error
 from . import arrays
 from .batching import EpochPlan
 from .catalog import FILE_KEYS, KNOWN_DATASETS, DatasetSpec, FileSpec, mnist_files
 from .checksums import verify_file
-from .idx import PathLike, parse_idx, read_bytes
+from .classes import check_num_classes, count_classes
+from .idx import PathLike, read_idx
 from .layout import find_in_folder
 from .locate import locate
 
@@ -120,15 +123,19 @@ _MAX_DECODED = 8
 
 
 def _read(path: Path, fspec: FileSpec | None, dataset: str) -> tuple[np.ndarray, bool | None]:
-    """Read one file; verify it against ``fspec`` (hashing the bytes already in memory)."""
-    st = os.stat(path)
+    """Read one file; verify it against ``fspec`` (hashing the decompressed bytes as they stream in)."""
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        raise os_error(path, err, DataError) from None
     key = (os.path.realpath(path), st.st_size, st.st_mtime_ns, fspec)
     if key in _DECODED:
         _DECODED.move_to_end(key)
         return _DECODED[key]
-    buf = read_bytes(path)
-    verified = verify_file(path, fspec, dataset, data=buf) if fspec is not None else None
-    arr = parse_idx(buf, path)
+    hasher = hashlib.sha256() if fspec is not None and fspec.sha256 else None
+    arr = read_idx(path, hasher=hasher)
+    verified = (verify_file(path, fspec, dataset, digest=hasher and hasher.hexdigest())
+                if fspec is not None else None)
     arr.setflags(write=False)  # shared between DataModules: never modified in place
     _DECODED[key] = (arr, verified)
     while len(_DECODED) > _MAX_DECODED:
@@ -152,11 +159,12 @@ def _custom_files(folder: Path) -> dict[str, Path]:
 def load_data(dataset: PathLike = "fashion-mnist", *, batch_size: int = 64,
               data_dir: PathLike | None = None, seed: int = 0, limit_train: int | None = None,
               limit_val: int | None = None, download: bool = True,
-              progress: bool | None = None) -> DataModule:
+              progress: bool | None = None, num_classes: int | None = None) -> DataModule:
     """Load a dataset: a known name (``fashion-mnist``, ``mnist``, ``kmnist``) or a folder.
 
     A folder must hold the four IDX files under the MNIST names (``.gz`` or not); its
-    ``num_classes`` is the largest label + 1. ``limit_train``/``limit_val`` keep the first N
+    class count is the largest label + 1, every class with training examples, unless
+    ``num_classes`` says otherwise (:mod:`.classes`). ``limit_train``/``limit_val`` keep the first N
     examples (normalisation statistics still come from the full training set).
     ``data_dir`` and ``download`` apply to known datasets (see :mod:`.locate`);
     ``progress`` shows a download progress bar (None: only on a terminal).
@@ -167,6 +175,8 @@ def load_data(dataset: PathLike = "fashion-mnist", *, batch_size: int = 64,
         limit_train = _positive_int("limit_train", limit_train)
     if limit_val is not None:
         limit_val = _positive_int("limit_val", limit_val)
+    if num_classes is not None:
+        num_classes = check_num_classes(num_classes)
 
     spec: DatasetSpec | None = None
     if isinstance(dataset, str) and dataset in KNOWN_DATASETS:
@@ -189,12 +199,12 @@ def load_data(dataset: PathLike = "fashion-mnist", *, batch_size: int = 64,
         arrs[key], verified = _read(files[key], fspec, name)
         source[key] = {"path": str(files[key]), "origin": origin, "verified": verified}
     return _build(name, spec, arrs, files, source, batch_size=batch_size, seed=seed,
-                  limit_train=limit_train, limit_val=limit_val)
+                  limit_train=limit_train, limit_val=limit_val, num_classes=num_classes)
 
 
 def _build(name: str, spec: DatasetSpec | None, arrs: dict[str, np.ndarray],
            files: dict[str, Path], source: dict[str, dict[str, Any]], *, batch_size: int,
-           seed: int, limit_train: int | None, limit_val: int | None) -> DataModule:
+           seed: int, limit_train: int | None, limit_val: int | None, num_classes: int | None) -> DataModule:
     for split in ("train", "test"):
         X, y = arrs[f"{split}_images"], arrs[f"{split}_labels"]
         arrays.check_images(X, files[f"{split}_images"])
@@ -212,12 +222,12 @@ def _build(name: str, spec: DatasetSpec | None, arrs: dict[str, np.ndarray],
         raise DataError(f"{empty}: the split is empty; each split needs at least one example.")
 
     if spec is not None:
+        if num_classes is not None and num_classes != spec.num_classes:
+            raise DataError(f"{spec.name} has {spec.num_classes} classes, not {num_classes}: leave out --num-classes")
         num_classes, class_names = spec.num_classes, list(spec.class_names)
     else:
-        num_classes = int(max(ytr.max(), yte.max())) + 1
+        num_classes = count_classes(ytr, yte, files["train_labels"], files["test_labels"], num_classes)
         if num_classes < 2:
-            arrays.check_label_range(ytr, 1, files["train_labels"])  # names a negative label
-            arrays.check_label_range(yte, 1, files["test_labels"])
             raise DataError(
                 f"{files['train_labels']} and {files['test_labels']}: every label is 0; a classifier "
                 "needs at least two classes (labels 0 to K-1)."
@@ -226,13 +236,11 @@ def _build(name: str, spec: DatasetSpec | None, arrs: dict[str, np.ndarray],
     arrays.check_label_range(ytr, num_classes, files["train_labels"])
     arrays.check_label_range(yte, num_classes, files["test_labels"])
 
-    mean, std = arrays.pixel_stats(Xtr)  # the FULL training set, before any limit
-    if std == 0.0:
-        std = 1.0  # constant images: centre them, do not divide by zero
+    mean, std = arrays.pixel_stats(Xtr, files["train_images"])  # the FULL training set, before any limit
     Xtr, ytr = Xtr[:limit_train], ytr[:limit_train]
     Xte, yte = Xte[:limit_val], yte[:limit_val]
-    train = Split(arrays.normalise(Xtr, mean, std), ytr.astype(np.int64))
-    val = Split(arrays.normalise(Xte, mean, std), yte.astype(np.int64))
+    train = Split(arrays.normalise(Xtr, mean, std, files["train_images"]), ytr.astype(np.int64))
+    val = Split(arrays.normalise(Xte, mean, std, files["test_images"]), yte.astype(np.int64))
     return DataModule(name=name, train=train, val=val, batch_size=batch_size, seed=seed,
                       num_classes=num_classes, class_names=class_names, mean=mean, std=std,
                       source=source)

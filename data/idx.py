@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
+import math
 import os
 import zlib
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Union
 
 import numpy as np
 
+from ..common.arrayfile import allocate
 from ..common.errors import DataError
+from ..common.filecheck import open_regular
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -35,36 +39,139 @@ IDX_TYPES: dict[int, np.dtype] = {
 _CODE_OF_KIND = {(np.dtype(t).kind, np.dtype(t).itemsize): code for code, t in IDX_TYPES.items()}
 
 _CHUNK = 1 << 20
+#: Deflate inflates at most about 1032:1, so a gzip file of N bytes holds at most this many times N.
+MAX_INFLATION = 1032
+#: Trailing bytes after the data are counted up to this many, then reported as "more than".
+_TRAILING_COUNT_LIMIT = 16 << 20
 
 
 def is_gzip(path: PathLike) -> bool:
     """True when the file starts with the gzip magic bytes (whatever its name says)."""
-    with open(path, "rb") as f:
+    with open_regular(path, "an IDX file", DataError) as (f, _):
         return f.read(2) == GZIP_MAGIC
 
 
-def read_bytes(path: PathLike) -> bytes:
-    """The IDX bytes of ``path``: decompressed if it is gzip, as they are otherwise."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file.") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read it ({e.strerror or e}).") from None
-    if raw[:2] != GZIP_MAGIC:
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as e:
-        raise _corrupt_gzip(path, e) from None
-
-
-def _corrupt_gzip(path: Path, e: BaseException) -> DataError:
+def _corrupt_gzip(path, e: BaseException) -> DataError:
     return DataError(
         f"{path}: the gzip stream is truncated or corrupt ({e}). "
         "Delete the file and fetch it again (an interrupted download leaves such files)."
     )
+
+
+_FIX = "The file is not an IDX file or is damaged: replace it with a good copy."
+
+
+def _header(stream: BinaryIO, where: str) -> tuple[bytes, np.dtype, tuple[int, ...]]:
+    """The IDX header's bytes, the stored dtype and the shape, read and checked."""
+    head = stream.read(4)
+    if len(head) < 4:
+        raise DataError(f"{where}: only {len(head)} bytes, too short for an IDX header. {_FIX}")
+    if head[0] != 0 or head[1] != 0:
+        raise DataError(f"{where}: bad IDX magic number {head.hex()} (an IDX file starts with two zero bytes). {_FIX}")
+    code, ndim = head[2], head[3]
+    if code not in IDX_TYPES:
+        known = ", ".join(f"0x{c:02X}" for c in IDX_TYPES)
+        raise DataError(f"{where}: unknown IDX type code 0x{code:02X} (known: {known}). {_FIX}")
+    if ndim == 0:
+        raise DataError(f"{where}: the IDX header declares 0 dimensions. {_FIX}")
+    dims = stream.read(4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise DataError(f"{where}: truncated IDX header ({4 + len(dims)} bytes, {ndim} dimensions need "
+                        f"{4 + 4 * ndim}). {_FIX}")
+    shape = tuple(int.from_bytes(dims[i:i + 4], "big") for i in range(0, len(dims), 4))
+    return head + dims, IDX_TYPES[code], shape
+
+
+def _read_into(stream: BinaryIO, out: np.ndarray, hasher) -> int:
+    """Fill ``out``'s bytes from ``stream`` in chunks; return how many bytes came."""
+    view = memoryview(out.reshape(-1).view(np.uint8))
+    got = 0
+    while got < len(view):
+        n = stream.readinto(view[got:got + _CHUNK])
+        if not n:
+            break
+        if hasher is not None:
+            hasher.update(view[got:got + n])
+        got += n
+    return got
+
+
+def _count_rest(stream: BinaryIO, limit: int) -> int:
+    """How many bytes are left in ``stream`` (read and dropped), counting at most ``limit`` + 1."""
+    left = 0
+    while left <= limit and (chunk := stream.read(_CHUNK)):
+        left += len(chunk)
+    return left
+
+
+def _read_stream(stream: BinaryIO, where: str, *, length: int | None, at_most: int, hasher) -> np.ndarray:
+    """Decode one IDX stream: the header, then exactly the data it promises, then nothing.
+
+    ``length``: the stream's exact length where it is known (a raw file); ``at_most``: the
+    most bytes it can hold (for gzip, what deflate can inflate the file to). The promise is
+    checked against them before the array is allocated.
+    """
+    header, dtype, shape = _header(stream, where)
+    if hasher is not None:
+        hasher.update(header)
+    count = math.prod(shape)  # Python integers: the product cannot wrap around
+    expected = count * dtype.itemsize
+    available = (length if length is not None else at_most) - len(header)
+    if expected > available and length is not None:
+        raise _truncated(where, shape, expected, available)
+    if expected > available:
+        raise DataError(
+            f"{where}: the IDX header says shape {shape} ({expected:,} data bytes), more than this gzip file "
+            f"can inflate to ({at_most:,} bytes at most). {_FIX}")
+    if length is not None and expected < available:
+        raise _trailing(where, shape, expected, str(available - expected))
+    out = allocate(count, dtype, where, DataError)
+    actual = _read_into(stream, out, hasher)
+    if actual < expected:
+        raise _truncated(where, shape, expected, actual)
+    extra = _count_rest(stream, _TRAILING_COUNT_LIMIT)
+    if extra:
+        raise _trailing(where, shape, expected,
+                        f"more than {_TRAILING_COUNT_LIMIT:,}" if extra > _TRAILING_COUNT_LIMIT else str(extra))
+    if not dtype.isnative:
+        out = out.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return out.reshape(shape)
+
+
+def _truncated(where: str, shape, expected: int, actual: int) -> DataError:
+    return DataError(f"{where}: truncated: the header says shape {shape} ({expected} data bytes) but only "
+                     f"{actual} follow. The file is incomplete: fetch it again.")
+
+
+def _trailing(where: str, shape, expected: int, extra: str) -> DataError:
+    return DataError(f"{where}: {extra} unexpected trailing bytes after the {expected} data bytes of shape "
+                     f"{shape}. {_FIX}")
+
+
+def read_idx(path: PathLike, *, hasher=None) -> np.ndarray:
+    """Read an IDX file, raw or gzip-compressed, into a native-byte-order array.
+
+    The header is read first and its shape checked against what the file can hold (its
+    size, or for gzip the most deflate can inflate that size to) before the array is
+    allocated; the data are then streamed into it, so memory is the array's own size and
+    no more is inflated than the header promises (plus what it takes to see the stream end).
+    ``hasher`` (a ``hashlib`` object) is fed the decompressed IDX bytes on the way.
+
+    Raises :class:`DataError` naming the file when it is malformed: bad magic, unknown
+    type code, truncated data, trailing bytes, or a truncated/corrupt gzip stream.
+    """
+    with open_regular(path, "an IDX file", DataError) as (f, size):
+        try:
+            compressed = f.read(2) == GZIP_MAGIC
+            f.seek(0)
+            if not compressed:
+                return _read_stream(f, str(path), length=size, at_most=size, hasher=hasher)
+            with gzip.GzipFile(fileobj=f, mode="rb") as stream:
+                return _read_stream(stream, str(path), length=None, at_most=MAX_INFLATION * size, hasher=hasher)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+            raise _corrupt_gzip(path, e) from None
+        except OSError as e:
+            raise DataError(f"{path}: cannot read it ({e.strerror or e}).") from None
 
 
 def parse_idx(buf: bytes, path: PathLike = "<bytes>") -> np.ndarray:
@@ -72,54 +179,7 @@ def parse_idx(buf: bytes, path: PathLike = "<bytes>") -> np.ndarray:
 
     ``path`` is only used in error messages.
     """
-    where = str(path)
-    fix = "The file is not an IDX file or is damaged: replace it with a good copy."
-    if len(buf) < 4:
-        raise DataError(f"{where}: only {len(buf)} bytes, too short for an IDX header. {fix}")
-    if buf[0] != 0 or buf[1] != 0:
-        raise DataError(
-            f"{where}: bad IDX magic number {buf[:4].hex()} (an IDX file starts with two zero "
-            f"bytes). {fix}"
-        )
-    code, ndim = buf[2], buf[3]
-    if code not in IDX_TYPES:
-        known = ", ".join(f"0x{c:02X}" for c in IDX_TYPES)
-        raise DataError(f"{where}: unknown IDX type code 0x{code:02X} (known: {known}). {fix}")
-    if ndim == 0:
-        raise DataError(f"{where}: the IDX header declares 0 dimensions. {fix}")
-    header = 4 + 4 * ndim
-    if len(buf) < header:
-        raise DataError(
-            f"{where}: truncated IDX header ({len(buf)} bytes, {ndim} dimensions need "
-            f"{header}). {fix}"
-        )
-    shape = tuple(int(d) for d in np.frombuffer(buf, dtype=">u4", count=ndim, offset=4))
-    dtype = IDX_TYPES[code]
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    expected = count * dtype.itemsize
-    actual = len(buf) - header
-    if actual < expected:
-        raise DataError(
-            f"{where}: truncated: the header says shape {shape} ({expected} data bytes) but "
-            f"only {actual} follow. The file is incomplete: fetch it again."
-        )
-    if actual > expected:
-        raise DataError(
-            f"{where}: {actual - expected} unexpected trailing bytes after the {expected} data "
-            f"bytes of shape {shape}. {fix}"
-        )
-    arr = np.frombuffer(buf, dtype=dtype, count=count, offset=header)
-    # astype copies: the result is writable, native-endian and independent of ``buf``.
-    return arr.astype(dtype.newbyteorder("="), copy=True).reshape(shape)
-
-
-def read_idx(path: PathLike) -> np.ndarray:
-    """Read an IDX file, raw or gzip-compressed, into a native-byte-order array.
-
-    Raises :class:`DataError` naming the file when it is malformed: bad magic, unknown
-    type code, truncated data, trailing bytes, or a truncated/corrupt gzip stream.
-    """
-    return parse_idx(read_bytes(path), path)
+    return _read_stream(io.BytesIO(buf), str(path), length=len(buf), at_most=len(buf), hasher=None)
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -161,7 +221,7 @@ def _hash_stream(f, h: hashlib._Hash) -> str:
 
 def sha256_file(path: PathLike) -> str:
     """SHA-256 of the file's bytes as stored (the ``.gz`` itself for a gzip file)."""
-    with open(path, "rb") as f:
+    with open_regular(path, "an IDX file", DataError) as (f, _):
         return _hash_stream(f, hashlib.sha256())
 
 
@@ -171,11 +231,13 @@ def sha256_decompressed(path: PathLike) -> str:
     This is what identifies a dataset file: a recompressed copy (Debian's, say) has a
     different ``.gz`` hash but the same decompressed hash.
     """
-    path = Path(path)
-    if not is_gzip(path):
-        return sha256_file(path)
-    try:
-        with gzip.open(path, "rb") as f:
+    with open_regular(path, "an IDX file", DataError) as (f, _):
+        compressed = f.read(2) == GZIP_MAGIC
+        f.seek(0)
+        if not compressed:
             return _hash_stream(f, hashlib.sha256())
-    except (OSError, EOFError, zlib.error) as e:
-        raise _corrupt_gzip(path, e) from None
+        try:
+            with gzip.GzipFile(fileobj=f, mode="rb") as stream:
+                return _hash_stream(stream, hashlib.sha256())
+        except (OSError, EOFError, zlib.error) as e:
+            raise _corrupt_gzip(path, e) from None

@@ -6,6 +6,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..common.errors import DataError
+from ..common.filecheck import open_regular
 from .catalog import FileSpec
 
 CACHE_ENV = "CROSSFRAME_CACHE"
@@ -34,11 +36,17 @@ def candidate_names(fspec: FileSpec) -> tuple[str, ...]:
 
 
 def find_file(folder: Path, fspec: FileSpec) -> Path | None:
-    """The file for ``fspec`` in ``folder`` (``.gz`` or decompressed), or None."""
-    for name in candidate_names(fspec):
-        p = folder / name
+    """The file for ``fspec`` in ``folder`` (``.gz`` or decompressed), or None when neither name
+    is taken. A name taken by something that is no readable file (a folder, a FIFO, a symlink
+    loop or a broken link) is a DataError saying what is there, not a missing file."""
+    names = [folder / name for name in candidate_names(fspec)]
+    for p in names:
         if p.is_file():
             return p
+    for p in names:
+        if os.path.lexists(p):
+            with open_regular(p, "an IDX file", DataError):
+                return p  # a regular file after all (it appeared since the check)
     return None
 
 

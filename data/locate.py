@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..common.errors import DataError
+from ..common.filecheck import kind_of
 from .catalog import FILE_KEYS, KNOWN_DATASETS, DatasetSpec
 from .checksums import ChecksumError
 from .download import DEFAULT_TIMEOUT, MIRROR_ENV, download_dataset, mirrors_for
@@ -74,6 +75,10 @@ def _find_existing(spec: DatasetSpec, data_dir: PathLike | None):
             notes.append(f"  {'data_dir (--data-dir)' if origin == 'data_dir' else origin}: not set")
             continue
         if not root.is_dir():
+            if os.path.lexists(root) and origin in (f"${DATA_ENV}", "data_dir"):
+                flag = "--data-dir" if origin == "data_dir" else f"${DATA_ENV}"
+                raise DataError(f"{flag} {root} is {_what_is(root)}, not a folder: give the folder that holds "
+                                f"the {spec.name} files")
             notes.append(f"  {root} ({origin}): does not exist")
             if origin == "data_dir":
                 skipped[root] = "does not exist"
@@ -91,6 +96,13 @@ def _find_existing(spec: DatasetSpec, data_dir: PathLike | None):
                 seen.append(f"  {folder} ({origin}): only part of the files; missing {', '.join(missing)}")
         notes.extend(seen or [f"  {root} and {root / spec.name} ({origin}): none of the files"])
     return None, notes, skipped
+
+
+def _what_is(path: Path) -> str:
+    try:
+        return kind_of(path.stat().st_mode)
+    except OSError as err:
+        return f"unreadable ({err.strerror})"
 
 
 def _warn_skipped(skipped: dict[Path, str], located: Located) -> None:

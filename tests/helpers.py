@@ -27,6 +27,20 @@ def start_cli(*args, **kw) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
+def run_main(capsys, *args) -> subprocess.CompletedProcess:
+    """``crossframe ARGS`` in this process (no interpreter start: for the many quick cases),
+    as a CompletedProcess like :func:`run_cli`'s. An exception that escapes ``main`` fails the test."""
+    from crossframe.common.cli import main
+
+    capsys.readouterr()
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exit:  # argparse's errors
+        code = exit.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["crossframe", *map(str, args)], code, out, err)
+
+
 def one_line_error(result: subprocess.CompletedProcess, code: int = 2) -> str:
     """Assert the process exited with ``code`` and wrote exactly one line on stderr; return it."""
     lines = result.stderr.splitlines()

@@ -161,7 +161,10 @@ def custom(tmp_path, **changes) -> Path:
 def test_custom_folder_dataset(tmp_path):
     test_labels = np.array([0, 1, 2, 3, 5, 0, 1, 2, 3, 0, 1, 2], np.uint8)  # 5 only in val
     folder = custom(tmp_path, test_labels=test_labels)
-    dm = load_data(folder, batch_size=8)
+    with pytest.raises(DataError, match=r"label 5 at index 4 of .*t10k-labels-idx1-ubyte: classes 4, 5 have no "
+                                        r"training examples; if the dataset has 6 classes, pass --num-classes 6"):
+        load_data(folder, batch_size=8)  # a stray label, most likely: the class count is not guessed
+    dm = load_data(folder, batch_size=8, num_classes=6)
     assert dm.num_classes == 6 and dm.class_names == ["0", "1", "2", "3", "4", "5"]
     assert dm.input_shape == (1, 5, 7) and dm.train.X.shape == (30, 1, 5, 7)
     assert len(dm.train_plan(0)) == 4 and dm.train_plan(0).batch_sizes() == [8, 8, 8, 6]
@@ -266,13 +269,13 @@ def test_reloading_reuses_decoded_files_until_they_change(tmp_path, monkeypatch)
 
     folder = custom(tmp_path)
     calls = []
-    real = datamodule.read_bytes
-    monkeypatch.setattr(datamodule, "read_bytes", lambda p: calls.append(p) or real(p))
+    real = datamodule.read_idx
+    monkeypatch.setattr(datamodule, "read_idx", lambda p, **kw: calls.append(p) or real(p, **kw))
     a = load_data(folder)
     b = load_data(folder, limit_train=5)
     assert len(calls) == 4
     assert np.array_equal(a.train.X[:5], b.train.X) and (a.mean, a.std) == (b.mean, b.std)
     write_idx(folder / "train-labels-idx1-ubyte", np.full(30, 3, np.uint8))
-    c = load_data(folder)
+    c = load_data(folder, num_classes=4)
     assert len(calls) == 5 and set(c.train.y.tolist()) == {3}
     c.train.X[0] = 0  # the DataModule's own arrays are writable copies

@@ -101,7 +101,8 @@ def test_one_plus_one_epochs_with_resume_equal_two_epochs(backend, small_data, t
     line = one_line_error(run_cli("train", "--resume", split, "--epochs", "1"))
     assert line == f"crossframe: error: {split} already holds 2 epochs, more than --epochs 1"
     line = one_line_error(run_cli("train", "--resume", split, "--epochs", "3", "--lr", "0.1", "--model", "cnn"))
-    assert f"--resume takes the run's settings from {split / 'config.json'}: leave out --model, --lr" in line
+    assert (f"--resume takes the run's settings from {split / 'config.json'}; these differ: --model cnn (its model: "
+            "mlp), --lr 0.1 (its lr: 0.01)") in line
 
 
 def test_resume_with_adam_in_process(backend, tmp_path):

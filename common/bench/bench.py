@@ -8,6 +8,7 @@ under the same load. ``bench.json`` follows :data:`.schemas.BENCH_SCHEMA`.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from ...data import load_data
 from ..checkpoint import write_text_atomic
 from ..models import RECIPES
 from ..runinfo import now
+from ..runlock import claim_folder
 from .frameworks import FRAMEWORK_OF_BACKEND, KERAS_BACKENDS
 from .jobs import run_job
 from .machine import describe_machine, run_header
@@ -25,6 +27,8 @@ from .tables import fmt, markdown_table, mib, ratio, versions_line
 from .timing import steady_state
 
 REFERENCES = ("classic", *(f"keras-{name}" for name in KERAS_BACKENDS))
+#: What a benchmark writes in --out: an earlier one there is never overwritten.
+BENCH_FILES = ("bench.json", "bench.md", "runs")
 
 
 @dataclass
@@ -56,7 +60,8 @@ def run_bench(opts: BenchOptions, out: Path | None, *, command: str,
               "dataset": data.name, "train_examples": len(data.train.y), "seed": opts.seed}
     started, machine = now(), describe_machine()
     runs = []
-    with tempfile.TemporaryDirectory(prefix="crossframe-bench-") as scratch:
+    claim = contextlib.nullcontext() if out is None else claim_folder(out, BENCH_FILES, "a benchmark")
+    with claim, tempfile.TemporaryDirectory(prefix="crossframe-bench-") as scratch:
         runs_dir = (out / "runs") if out is not None else Path(scratch)
         for model in opts.models:
             for batch_size in opts.batch_sizes:
@@ -65,12 +70,12 @@ def run_bench(opts: BenchOptions, out: Path | None, *, command: str,
                           for round_ in range(1, opts.rounds + 1)]  # round-robin: load drift hits every run alike
                 runs += [_summarise(opts, model, batch_size, name, [r[i] for r in rounds])
                          for i, name in enumerate(names)]
-    add_ratios(runs)
-    report = {"schema": BENCH_SCHEMA_ID, "command": command, "started": started, "finished": now(),
-              "config": config, "machine": machine, "runs": runs, "targets": targets(runs, config)}
-    if out is not None:
-        write_report(out / "bench.json", report)
-        write_text_atomic(out / "bench.md", render_report(report))
+        add_ratios(runs)
+        report = {"schema": BENCH_SCHEMA_ID, "command": command, "started": started, "finished": now(),
+                  "config": config, "machine": machine, "runs": runs, "targets": targets(runs, config)}
+        if out is not None:  # the folder is still held
+            write_report(out / "bench.json", report)
+            write_text_atomic(out / "bench.md", render_report(report))
     return report
 
 

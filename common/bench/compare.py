@@ -19,6 +19,8 @@ import numpy as np
 from ..checkpoint import load_params, write_text_atomic
 from ..commands.options import load_data_from_args, resolve_recipe
 from ..plots import plot_curves
+from ..registry import BACKENDS
+from ..runlock import claim_folder
 from ..runinfo import now
 from .frameworks import FRAMEWORK_OF_BACKEND
 from .jobs import run_job
@@ -28,15 +30,23 @@ from .tables import fmt, markdown_table, mib, versions_line
 
 # The flags of ``crossframe train`` that a worker needs to repeat the same run.
 TRAIN_FIELDS = ("model", "device", "seed", "dataset", "data_dir", "batch_size", "limit_train", "limit_val", "epochs",
-                "lr", "momentum", "weight_decay", "optimizer")
+                "lr", "momentum", "weight_decay", "optimizer", "num_classes")
+#: What a comparison writes in its folder besides one run folder per backend.
+COMPARE_FILES = ("compare.json", "report.md", "curves.png", "report.html")
 
 
 def run_compare(args: argparse.Namespace, backends: list[str], out: Path, *, command: str,
                 timeout: float | None = None, echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train on each backend in turn, then write and return the comparison."""
+    """Train on each backend in turn, then write and return the comparison; ``out`` is locked
+    meanwhile, and refused if it holds an earlier comparison (a comparison is never overwritten)."""
     resolve_recipe(args)
     data = load_data_from_args(args)  # once, here: a missing dataset fails before any worker starts
-    out.mkdir(parents=True, exist_ok=True)
+    with claim_folder(out, (*COMPARE_FILES, *BACKENDS), "a comparison"):
+        return _compare(args, data, backends, out, command=command, timeout=timeout, echo=echo)
+
+
+def _compare(args: argparse.Namespace, data, backends: list[str], out: Path, *, command: str,
+             timeout: float | None, echo: Callable[[str], None]) -> dict[str, Any]:
     job_args = {field: getattr(args, field) for field in TRAIN_FIELDS} | {"download": False, "progress": False}
     config = job_args | {"dataset": data.name, "train_examples": len(data.train.y),
                          "val_examples": len(data.val.y), "backends": list(backends)}

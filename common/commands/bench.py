@@ -9,7 +9,7 @@ from pathlib import Path
 from ..classifier import DEVICES
 from ..models import MODELS
 from ..registry import BACKENDS
-from .options import comma_list, dataset_name, positive_float, positive_int
+from .options import comma_list, dataset_name, folder_path, positive_float, positive_int
 
 
 def add_parser(sub) -> None:
@@ -52,7 +52,7 @@ def add_parser(sub) -> None:
     parser.add_argument("--no-download", dest="download", action="store_false", help="never download")
     parser.add_argument("--timeout", type=positive_float, metavar="SECONDS",
                         help="stop a run after this long and report it as failed (default: no limit)")
-    parser.add_argument("--out", type=Path, metavar="DIR",
+    parser.add_argument("--out", type=folder_path, metavar="DIR",
                         help="write bench.json, bench.md and each run's folder (runs/) here")
     parser.set_defaults(run=run)
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..registry import BACKENDS
-from .options import add_training_options, comma_list, positive_float, resolve_recipe
+from .options import add_training_options, comma_list, folder_path, positive_float, resolve_recipe
 
 
 def add_parser(sub) -> None:
@@ -28,7 +28,7 @@ def add_parser(sub) -> None:
                         help=f"comma-separated, from {', '.join(BACKENDS)}; the first that finishes is the reference "
                              "for parameter differences (default: every backend installed here)")
     add_training_options(parser)
-    parser.add_argument("--out", type=Path, metavar="DIR",
+    parser.add_argument("--out", type=folder_path, metavar="DIR",
                         help="output folder (default: runs/compare-<dataset>-<model>-<time>)")
     parser.add_argument("--timeout", type=positive_float, metavar="SECONDS",
                         help="stop a backend's run after this long and report it as failed (default: no limit)")
@@ -36,7 +36,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..bench.compare import TRAIN_FIELDS, render_tables, run_compare
+    from ..bench.compare import COMPARE_FILES, TRAIN_FIELDS, render_tables, run_compare
     from ..bench.frameworks import installed_backends
 
     resolve_recipe(args)
@@ -46,7 +46,8 @@ def run(args) -> int:
                          timeout=args.timeout, echo=lambda line: print(line, flush=True))
     print()
     print(render_tables(report))
-    print(f"\nwrote {out / 'compare.json'}, {out / 'report.md'}, {out / 'curves.png'}, {out / 'report.html'}")
+    written = [str(out / name) for name in COMPARE_FILES if (out / name).exists()]  # no curves when no run finished
+    print(f"\nwrote {', '.join(written)}")
     return 0 if all(r["status"] == "ok" for r in report["backends"].values()) else 1
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import checkpoint
-from ..checks import check_finite
+from ..checks import check_float32
+from ..classifier import EpochTotals
 from ..errors import UserError
 from ..models import MODELS, build_spec
 from ..registry import classifier, load_backend
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     model = classifier(args.backend, args.model, num_classes=data.num_classes, input_shape=data.input_shape,
                        seed=args.seed, device=args.device)
     model.set_params(_fitting(params, model, args.params))
-    loss, acc = model.evaluate(data.val_plan()).read()
+    loss, acc = _evaluate(model, data.val_plan(), args.params)
     n = len(data.val)
     print(
         f"{args.model} parameters from {args.params}, evaluated with {args.backend} on {model.device}: "
@@ -55,12 +56,38 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _finite(params: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
+    """``params`` if every value is finite as float32, the precision every backend loads them in."""
     for name, value in params.items():
         try:
-            check_finite(value, what=f"parameter {name}")
+            check_float32(value, what=f"parameter {name}")
         except ValueError as err:
             raise UserError(f"{path}: {err}; the file comes from a diverged run") from None
     return params
+
+
+def _evaluate(model, plan, path: Path) -> tuple[float, float]:
+    """Mean loss and accuracy over ``plan`` from the model's logits, each batch's checked: a
+    non-finite logit or loss is the same one-line error in every backend (frameworks differ
+    in what they make of one: NaN, a clamped index, a loss of inf)."""
+    totals, start = EpochTotals(), 0
+    for (X, y), size in zip(plan, plan.batch_sizes()):
+        logits = model.forward(X)
+        raw = np.asarray(model.to_numpy(logits))
+        with np.errstate(over="ignore"):  # float32, as every backend but the float64 reference computes
+            values = raw.astype(np.float32)
+        if not np.isfinite(values).all():
+            row, col = (int(i) for i in np.argwhere(~np.isfinite(values))[0])
+            raise UserError(f"{path}: these parameters give a logit float32 cannot hold ({values[row, col]}) for "
+                            f"validation image {start + row}, class {col}: they come from a diverged run")
+        # argmax takes the first maximum on ties in every backend (common/classifier.py): counted here, once
+        totals.add({"loss": model.loss(logits, y), "correct": int((raw.argmax(axis=1) == y).sum())}, size)
+        start += size
+    loss, acc = totals.read()
+    with np.errstate(over="ignore"):
+        finite = np.isfinite(np.float32(loss))
+    if not finite:
+        raise UserError(f"{path}: these parameters give a validation loss of {loss}: they come from a diverged run")
+    return loss, acc
 
 
 def _fitting(params: dict[str, np.ndarray], model, path: Path) -> dict[str, np.ndarray]:

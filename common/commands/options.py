@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from ..classifier import DEVICES, OPTIMIZERS
 from ..errors import UserError
@@ -48,6 +49,22 @@ def non_negative_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not 0.0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be zero or positive, got {text}")
+    return value
+
+
+def folder_path(text: str) -> Path:
+    """A folder argument; an empty one would silently mean the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path: give a folder name")
+    return Path(text)
+
+
+def class_count(text: str) -> int:
+    from ...data.classes import MAX_CLASSES
+
+    value = positive_int(text)
+    if not 2 <= value <= MAX_CLASSES:
+        raise argparse.ArgumentTypeError(f"must be from 2 to {MAX_CLASSES}, got {value}")
     return value
 
 
@@ -108,6 +125,9 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
                         help="validate on the first N test images only")
     parser.add_argument("--no-download", dest="download", action="store_false",
                         help="never download; fail with a message saying where to put the files")
+    parser.add_argument("--num-classes", type=class_count, metavar="K",
+                        help="a folder dataset's class count, where some classes have no training examples "
+                             "(default: its largest label + 1, every class present)")
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
@@ -187,4 +207,5 @@ def load_data_from_args(args: argparse.Namespace):
         limit_val=args.limit_val,
         download=args.download,
         progress=getattr(args, "progress", None),
+        num_classes=getattr(args, "num_classes", None),
     )
