@@ -389,7 +389,7 @@ def test_compare_lists_only_the_files_it_wrote(data, tmp_path, capsys, monkeypat
     result = run_main(capsys, "compare", "--backends", "numpy", "--model", "softmax", "--dataset", data, "--epochs",
                       "1", "--out", out)
     assert result.returncode == 1  # the one backend could not run: no epoch to draw
-    assert result.stdout.splitlines()[-1] == f"wrote {out / 'compare.json'}, {out / 'report.md'}"
+    assert result.stdout.splitlines()[-1] == f"wrote {out / 'compare.json'}, {out / 'report.md'}, {out / 'report.html'}"
     assert not (out / "curves.png").exists()
     line = one_line_error(run_main(capsys, "compare", "--backends", "numpy", "--dataset", data, "--out", out))
-    assert line.startswith(f"crossframe: error: {out} already holds a comparison (compare.json, report.md, numpy)")
+    assert line.startswith(f"crossframe: error: {out} already holds a comparison (compare.json, report.md, report.html, numpy)")
