@@ -79,7 +79,7 @@ def test_fc_kernel_after_a_channels_last_flatten_is_stored_permuted():
     exchange format's columns in (C, H, W) order."""
     clf = crossframe.classifier("tf", "cnn", seed=0, device="cpu")
     canonical = clf.get_params()["fc.weight"]  # (10, 320)
-    kernel = next(p.variable for p in clf.params if p.name == "fc.weight").numpy()  # (320, 10)
+    kernel = clf.params["fc.weight"].numpy()  # (320, 10)
     h, w, c = 1, 2, 3
     np.testing.assert_array_equal(kernel[(h * 4 + w) * 20 + c], canonical[:, (c * 4 + h) * 4 + w])
 

@@ -19,9 +19,8 @@ CONCEPTS = {
     "configure_optimizers": ["optim:__doc__", "classifier:JaxClassifier.configure_optimizers", "optim:optimizer_for", "optim:_l2"],
     "accuracy": ["classifier:JaxClassifier.accuracy"],
     "compiled_epoch": ["classifier:SCANNED_ON_CPU", "classifier:JaxClassifier.train_epoch",
-                       "classifier:JaxClassifier.scans_epochs", "steps:train_epoch", "steps:_scan_batches",
-                       "classifier:_totals"],
-    "layout": ["models:to_flax_params", "models:from_flax_params", "models:_flattened_inputs"],
+                       "classifier:JaxClassifier.scans_epochs", "steps:train_epoch", "steps:_scan_batches"],
+    "layout": ["models:to_flax_params", "models:from_flax_params", "models:_flax_path"],
     "backward": (
         "jax.value_and_grad transforms loss_fn into a function that returns the gradient too; "
         "the backward pass is derived, never written (see training_step)"

@@ -5,14 +5,15 @@ Each parameterised layer is created under its spec name, so the Flax parameter t
 paths (``block2.conv1.weight``). Flax computes in its own layout: images NHWC, convolution
 kernels HWIO (kh, kw, in, out), dense kernels (in, out). :func:`to_flax_params` and
 :func:`from_flax_params` convert between that and the canonical layout (PyTorch's), for the
-parameters, the gradients and the optimizer state alike.
+parameters, the gradients and the optimizer state alike, through common/layout.py (which the
+TF backend uses too).
 
 Flatten order. A channels-last feature map flattens in H, W, C order, the canonical one in
 C, H, W order. Either the activations are transposed back to NCHW before the flatten (one
 transpose forward and one backward per step, inside the compiled program), or the columns
 of the dense layer that reads the flattened map are permuted once, at the boundary, where
-the kernels are transposed anyway. The permutation is used: it leaves nothing to do per
-step. Measured on ``cnn`` (batch 64, one gradient step, interleaved runs on the shared
+the kernels are transposed anyway (common/layout.py). The permutation is used: it leaves
+nothing to do per step. Measured on ``cnn`` (batch 64, one gradient step, interleaved runs on the shared
 2-core CPU): 15.6 ms permuted, 15.5 ms transposed, i.e. no difference within the noise: a
 (64, 4, 4, 20) transpose is negligible beside the convolutions, so the choice costs nothing
 either way and keeps the compiled program minimal. For a one-channel image (``softmax``,
@@ -35,6 +36,7 @@ import numpy as np
 from flax import linen as nn
 from flax import traverse_util
 
+from ...common import layout
 from ...common import models as spec
 
 def global_avg_pool(x: jax.Array) -> jax.Array:
@@ -104,54 +106,18 @@ def build_network(model: spec.ModelSpec) -> Network:
 
 
 def to_flax_params(params: dict[str, np.ndarray], model: spec.ModelSpec) -> dict:
-    """Canonical names and layout -> the Flax parameter tree (NumPy leaves)."""
-    flattened = _flattened_inputs(model)
-    tree = {}
-    for name, value in params.items():
-        layer, kind = name.rsplit(".", 1)
-        if kind == "bias":
-            tree[(*layer.split("."), "bias")] = value
-        elif value.ndim == 4:  # conv (out, in, kh, kw) -> (kh, kw, in, out)
-            tree[(*layer.split("."), "kernel")] = np.ascontiguousarray(value.transpose(2, 3, 1, 0))
-        elif layer in flattened:  # (out, C*H*W) -> (H*W*C, out)
-            out, (c, h, w) = value.shape[0], flattened[layer]
-            kernel = value.reshape(out, c, h, w).transpose(2, 3, 1, 0).reshape(h * w * c, out)
-            tree[(*layer.split("."), "kernel")] = np.ascontiguousarray(kernel)
-        else:  # dense (out, in) -> (in, out)
-            tree[(*layer.split("."), "kernel")] = np.ascontiguousarray(value.T)
-    return traverse_util.unflatten_dict(tree)
+    """Canonical names and layout -> the Flax parameter tree (NumPy leaves, common/layout.py's layout)."""
+    return traverse_util.unflatten_dict({_flax_path(name): value
+                                         for name, value in layout.channels_last(params, model).items()})
 
 
 def from_flax_params(tree, model: spec.ModelSpec) -> dict[str, np.ndarray]:
     """The Flax parameter tree (any array leaves) -> canonical names, layout and order, float32 NumPy."""
-    flat = traverse_util.flatten_dict(tree, sep=".")
-    flattened = _flattened_inputs(model)
-    params = {}
-    for name in model.param_shapes():
-        layer, kind = name.rsplit(".", 1)
-        value = np.asarray(flat[f"{layer}.{'bias' if kind == 'bias' else 'kernel'}"], dtype=np.float32)
-        if kind == "bias":
-            params[name] = value.copy()
-        elif value.ndim == 4:  # (kh, kw, in, out) -> (out, in, kh, kw)
-            params[name] = np.ascontiguousarray(value.transpose(3, 2, 0, 1))
-        elif layer in flattened:  # (H*W*C, out) -> (out, C*H*W)
-            c, h, w = flattened[layer]
-            weight = value.reshape(h, w, c, -1).transpose(3, 2, 0, 1).reshape(-1, c * h * w)
-            params[name] = np.ascontiguousarray(weight)
-        else:
-            params[name] = np.ascontiguousarray(value.T)
-    return params
+    flat = traverse_util.flatten_dict(tree)
+    return layout.canonical({name: flat[_flax_path(name)] for name in model.param_shapes()}, model)
 
 
-def _flattened_inputs(model: spec.ModelSpec) -> dict[str, tuple[int, int, int]]:
-    """The dense layers that read a flattened feature map, with that map's (C, H, W)."""
-    found, shape, flat_from = {}, model.input_shape, None
-    for layer in model.layers:
-        if isinstance(layer, spec.Flatten):
-            flat_from = shape
-        elif isinstance(layer, spec.Linear):
-            if flat_from is not None:
-                found[layer.name] = flat_from
-            flat_from = None
-        shape = spec.output_shape((layer,), shape)
-    return found
+def _flax_path(name: str) -> tuple[str, ...]:
+    """``block2.conv1.weight`` -> ``("block2", "conv1", "kernel")``: Flax calls a weight a kernel."""
+    *modules, kind = name.split(".")
+    return (*modules, "kernel" if kind == "weight" else kind)

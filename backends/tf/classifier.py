@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from ...common import layout
 from ...common.checks import check_finite
 from ...common.classifier import Classifier, EpochTotals, ProgressCallback
 from .device import resolve_device
@@ -39,8 +40,8 @@ class TFClassifier(Classifier):
         self._device = resolve_device(self.hparams.device)
         with tf.device(self._device):
             self.net = build_network(self.spec)
-            self.params = self.net.parameters()
-            self._variables = [p.variable for p in self.params]
+            self.params = self.net.parameters()  # canonical name -> variable, channels-last
+            self._variables = list(self.params.values())
             self.set_params(self.initial_params())
             self.optimizer = self.configure_optimizers()
         signature = [tf.TensorSpec([None, *self.spec.input_shape], tf.float32), tf.TensorSpec([None], tf.int64)]
@@ -84,30 +85,25 @@ class TFClassifier(Classifier):
         X, y = self._images(X), self._labels(y)
         with tf.device(self._device), tf.GradientTape() as tape:
             loss = _cross_entropy(self.net(X), y)
-        grads = tape.gradient(loss, self._variables)
-        return {p.name: _exchange(p.to_canonical(g.numpy())) for p, g in zip(self.params, grads)}
+        return self._canonical(tape.gradient(loss, self._variables))
 
     def get_params(self) -> dict[str, np.ndarray]:
-        return {p.name: _exchange(p.to_canonical(p.variable.numpy())) for p in self.params}
+        return self._canonical(self._variables)
 
     def set_params(self, params: dict[str, np.ndarray]) -> None:
-        params = self.check_params(params)
-        for p in self.params:
-            p.variable.assign(p.to_native(params[p.name]))
+        self._assign(self._variables, self.check_params(params))
 
     def get_optimizer_state(self) -> dict[str, np.ndarray]:
         state: dict[str, np.ndarray] = {}
-        for i, p in enumerate(self.params):
-            for slot, buffers in self.optimizer.slots.items():
-                state[f"{slot}.{p.name}"] = _exchange(p.to_canonical(buffers[i].numpy()))
+        for slot, buffers in self.optimizer.slots.items():
+            state |= {f"{slot}.{name}": value for name, value in self._canonical(buffers).items()}
         for counter, variable in self.optimizer.counters.items():
             state[counter] = np.asarray(int(variable.numpy()), dtype=np.int64)
         return state
 
     def set_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
-        for i, p in enumerate(self.params):
-            for slot, buffers in self.optimizer.slots.items():
-                buffers[i].assign(p.to_native(np.asarray(state[f"{slot}.{p.name}"], np.float32)))
+        for slot, buffers in self.optimizer.slots.items():
+            self._assign(buffers, {name: np.asarray(state[f"{slot}.{name}"], np.float32) for name in self.params})
         for counter, variable in self.optimizer.counters.items():
             variable.assign(int(state[counter]))
 
@@ -145,7 +141,7 @@ class TFClassifier(Classifier):
         return self._train_concrete(X, y)
 
     def _apply_gradients(self, grads: dict[str, np.ndarray]) -> None:
-        self.apply_function([p.to_native(grads[p.name]) for p in self.params])
+        self.apply_function(list(layout.channels_last(grads, self.spec).values()))
 
     def _eval_step(self, X: tf.Tensor, y: tf.Tensor) -> dict[str, tf.Tensor]:
         return self._eval_concrete(X, y)
@@ -215,6 +211,17 @@ class TFClassifier(Classifier):
 
     # ------------------------------------------------------------------ conversions
 
+    def _canonical(self, values) -> dict[str, np.ndarray]:
+        """Tensors aligned with ``self.params`` (variables, gradients, optimizer buffers) in the
+        exchange format (common/layout.py)."""
+        return layout.canonical({name: v.numpy() for name, v in zip(self.params, values)}, self.spec)
+
+    def _assign(self, variables, arrays: dict[str, np.ndarray]) -> None:
+        """Set ``variables`` (aligned with ``self.params``) to exchange-format ``arrays``."""
+        native = layout.channels_last(arrays, self.spec)
+        for name, variable in zip(self.params, variables):
+            variable.assign(native[name])
+
     def _as_float(self, x, what: str):
         if isinstance(x, (tf.Tensor, tf.Variable)):
             x = tf.cast(x, tf.float32)
@@ -258,7 +265,3 @@ def _metrics(logits: tf.Tensor, y: tf.Tensor, loss: tf.Tensor) -> dict[str, tf.T
     return {"loss": loss, "accuracy": tf.cast(correct, tf.float32) / tf.cast(tf.size(y), tf.float32),
             "correct": correct}
 
-
-def _exchange(value: np.ndarray) -> np.ndarray:
-    """A contiguous float32 copy, as the exchange format holds (conversions return views)."""
-    return np.array(value, dtype=np.float32, order="C")

@@ -25,9 +25,9 @@ CONCEPTS = {
     "compiled_epoch": ["classifier:XLA_MODELS", "classifier:TFClassifier.train_epoch",
                        "classifier:TFClassifier._run_epoch", "classifier:TFClassifier._epoch_function",
                        "classifier:_epoch_graph"],
-    "layout": ["models:Parameter", "models:Dense.parameters", "models:Dense._kernel_to_native",
-               "models:Dense._kernel_to_canonical", "models:Conv2d.parameters", "models:to_channels_last",
-               "classifier:TFClassifier.get_params", "classifier:TFClassifier.set_params"],
+    "layout": ["models:Dense.parameters", "models:Conv2d.parameters", "models:to_channels_last",
+               "classifier:TFClassifier.get_params", "classifier:TFClassifier.set_params",
+               "classifier:TFClassifier._canonical", "classifier:TFClassifier._assign"],
     "backward": (
         "tf.GradientTape records the forward pass and tape.gradient differentiates it; the backward pass "
         "is derived, never written (see training_step)"

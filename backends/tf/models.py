@@ -1,7 +1,9 @@
 """The shared model specs as TensorFlow modules (``tf.Module`` + ``tf.Variable``, no Keras).
 
-TensorFlow's CPU kernels want channels-last images and (in, out) matrices, so each layer
-keeps its variables in TensorFlow's layout and converts at the boundary:
+TensorFlow's CPU kernels want channels-last images and (in, out) matrices, so the network
+takes the contract's NCHW images, turns them NHWC (for one channel a reshape: the same bytes),
+and each layer keeps its variables in the channels-last layout of common/layout.py, which the
+classifier converts at the boundary (the same conversion as the JAX backend's):
 
 - ``Dense``: kernel (in, out) = canonical weight (out, in) transposed.
 - ``Conv2d``: NHWC images, HWIO kernels = canonical (out, in, kh, kw) transposed (2, 3, 1, 0);
@@ -15,71 +17,32 @@ keeps its variables in TensorFlow's layout and converts at the boundary:
   where every other layout conversion already is. On the 2-core CPU the two measured the
   same (cnn 12.1 vs 12.5 ms a step, lenet 13.4 vs 13.1, within the noise): the maps are
   small (20x4x4, 16x5x5), so the choice is made on cost by construction.
-
-A network whose spec has no spatial layer (softmax, mlp) never leaves the NCHW input
-layout: flattening NCHW already gives the canonical order.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
 import tensorflow as tf
 
 from ...common import models as spec
 
-_SPATIAL = (spec.Conv2d, spec.MaxPool2d, spec.AvgPool2d, spec.GlobalAvgPool, spec.Residual)
-
-
-@dataclass(frozen=True, eq=False)
-class Parameter:
-    """One tf.Variable under its canonical name, with the conversions of its layout."""
-
-    name: str
-    variable: tf.Variable
-    to_native: Callable[[np.ndarray], np.ndarray]
-    to_canonical: Callable[[np.ndarray], np.ndarray]
-
-
-def _same(value: np.ndarray) -> np.ndarray:
-    return value
+Parameters = dict[str, tf.Variable]  # canonical name -> variable, in the spec's order
 
 
 class Dense(tf.Module):
-    """``x @ kernel + bias`` with kernel (in, out).
+    """``x @ kernel + bias`` with kernel (in, out), its rows in (H, W, C) order after a flatten."""
 
-    ``feature_map`` is the (C, H, W) shape of a channels-last map flattened into this
-    layer's input, or None: then the kernel's rows are in (H, W, C) order.
-    """
-
-    def __init__(self, layer: spec.Linear, feature_map: tuple[int, int, int] | None = None) -> None:
+    def __init__(self, layer: spec.Linear) -> None:
         super().__init__(name=layer.name)
         self.kernel = tf.Variable(tf.zeros([layer.in_features, layer.out_features]), name="kernel")
         self.bias = tf.Variable(tf.zeros([layer.out_features]), name="bias")
-        self.feature_map = feature_map
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
         return tf.matmul(x, self.kernel) + self.bias
 
-    def parameters(self, prefix: str) -> list[Parameter]:
-        return [
-            Parameter(f"{prefix}{self.name}.weight", self.kernel, self._kernel_to_native, self._kernel_to_canonical),
-            Parameter(f"{prefix}{self.name}.bias", self.bias, _same, _same),
-        ]
-
-    def _kernel_to_native(self, weight: np.ndarray) -> np.ndarray:
-        if self.feature_map is None:
-            return weight.T
-        c, h, w = self.feature_map  # (out, C*H*W) -> (H*W*C, out)
-        return weight.reshape(-1, c, h, w).transpose(2, 3, 1, 0).reshape(h * w * c, -1)
-
-    def _kernel_to_canonical(self, kernel: np.ndarray) -> np.ndarray:
-        if self.feature_map is None:
-            return kernel.T
-        c, h, w = self.feature_map  # (H*W*C, out) -> (out, C*H*W)
-        return kernel.reshape(h, w, c, -1).transpose(3, 2, 0, 1).reshape(-1, c * h * w)
+    def parameters(self, prefix: str) -> Parameters:
+        return {f"{prefix}{self.name}.weight": self.kernel, f"{prefix}{self.name}.bias": self.bias}
 
 
 class Conv2d(tf.Module):
@@ -96,12 +59,8 @@ class Conv2d(tf.Module):
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
         return tf.nn.conv2d(x, self.kernel, strides=self.stride, padding=self.padding) + self.bias
 
-    def parameters(self, prefix: str) -> list[Parameter]:
-        return [
-            Parameter(f"{prefix}{self.name}.weight", self.kernel,
-                      lambda w: w.transpose(2, 3, 1, 0), lambda k: k.transpose(3, 2, 0, 1)),
-            Parameter(f"{prefix}{self.name}.bias", self.bias, _same, _same),
-        ]
+    def parameters(self, prefix: str) -> Parameters:
+        return {f"{prefix}{self.name}.weight": self.kernel, f"{prefix}{self.name}.bias": self.bias}
 
 
 class ResidualBlock(tf.Module):
@@ -120,16 +79,16 @@ class ResidualBlock(tf.Module):
             skip = layer(skip)
         return out + skip
 
-    def parameters(self, prefix: str) -> list[Parameter]:
+    def parameters(self, prefix: str) -> Parameters:
         return _parameters(self.body + self.shortcut, f"{prefix}{self.name}.")
 
 
-def build_layer(layer: spec.Layer, feature_map: tuple[int, int, int] | None = None) -> Callable:
+def build_layer(layer: spec.Layer) -> Callable:
     """A callable on channels-last tensors (a tf.Module where the layer has parameters)."""
     if isinstance(layer, spec.Conv2d):
         return Conv2d(layer)
     if isinstance(layer, spec.Linear):
-        return Dense(layer, feature_map)
+        return Dense(layer)
     if isinstance(layer, spec.MaxPool2d):
         k = layer.kernel_size
         return lambda x: tf.nn.max_pool2d(x, k, k, "VALID")  # stride = kernel, floor mode
@@ -154,25 +113,15 @@ class Network(tf.Module):
 
     def __init__(self, model: spec.ModelSpec) -> None:
         super().__init__(name=model.name)
-        self.channels_last = any(isinstance(layer, _SPATIAL) for layer in model.layers)
-        self.layers = []
-        shape, flattened = model.input_shape, None
-        for layer in model.layers:
-            if isinstance(layer, spec.Flatten) and self.channels_last:
-                flattened = shape  # the next dense layer reads (H, W, C)-ordered features
-            self.layers.append(build_layer(layer, flattened if isinstance(layer, spec.Linear) else None))
-            if isinstance(layer, spec.Linear):
-                flattened = None
-            shape = spec.output_shape((layer,), shape)
+        self.layers = [build_layer(layer) for layer in model.layers]
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        if self.channels_last:
-            x = to_channels_last(x)
+        x = to_channels_last(x)
         for layer in self.layers:
             x = layer(x)
         return x
 
-    def parameters(self) -> list[Parameter]:
+    def parameters(self) -> Parameters:
         """Every parameter in the canonical order (the spec's), under its canonical name."""
         return _parameters(self.layers, "")
 
@@ -184,10 +133,11 @@ def to_channels_last(x: tf.Tensor) -> tf.Tensor:
     return tf.transpose(x, [0, 2, 3, 1])
 
 
-def _parameters(layers, prefix: str) -> list[Parameter]:
-    return [p for layer in layers if isinstance(layer, (Dense, Conv2d, ResidualBlock)) for p in layer.parameters(prefix)]
+def _parameters(layers, prefix: str) -> Parameters:
+    return {name: variable for layer in layers if isinstance(layer, (Dense, Conv2d, ResidualBlock))
+            for name, variable in layer.parameters(prefix).items()}
 
 
 def build_network(model: spec.ModelSpec) -> Network:
-    """A tf.Module whose variables are in TensorFlow's layout (set them with the converters)."""
+    """A tf.Module whose variables are in the channels-last layout (common/layout.py converts them)."""
     return Network(model)

@@ -87,7 +87,8 @@ CONCEPTS: tuple[Concept, ...] = (
         "compiled_epoch", "A whole epoch as one compiled program",
         "Where a framework compiles, the epoch's steps run as one program (a loop inside the compiled "
         "code) instead of one Python call per batch; elsewhere the shared loop below is the epoch.",
-        shared=("common.classifier:Classifier.train_epoch", "common.classifier:Classifier._run"),
+        shared=("common.classifier:Classifier.train_epoch", "common.classifier:Classifier._run",
+                "common.classifier:Classifier._stacked_totals", "common.classifier:EpochTotals.stacked"),
         run_figures=True, aliases=("epoch", "train_epoch"),
     ),
     Concept(
@@ -95,6 +96,7 @@ CONCEPTS: tuple[Concept, ...] = (
         "The exchange format is PyTorch's layout (dense weight (out, in), conv weight (out, in, kh, kw), "
         "flatten in C, H, W order); a backend that computes channels-last converts at the boundary, once, "
         "not every step.",
+        shared=("common.layout:channels_last", "common.layout:canonical", "common.layout:flattened_inputs"),
         aliases=("params", "parameters"),
     ),
     Concept(
