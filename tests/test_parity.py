@@ -109,6 +109,31 @@ def test_the_training_checks_catch_a_wrong_batch_order(batches):
     assert not checks["train loss (10 steps)"].passed
 
 
+def _scaled(grads: dict[str, np.ndarray], factor: float) -> dict[str, np.ndarray]:
+    return {n: g * factor for n, g in grads.items()}
+
+
+@pytest.mark.parametrize("culprit", [7, None])
+def test_the_gradient_check_tells_a_flipped_decision_from_a_wrong_gradient(batches, culprit):
+    """A "backend" whose gradients are 0.1% off while example 7 is in the batch (a ReLU decision
+    float32 makes the other way in that example) passes, naming the example; one whose gradients
+    are 0.1% off in every batch (a wrong gradient) fails."""
+    import dataclasses
+
+    ref = parity.trace(REFERENCE, "softmax", batches[:3])
+    off = lambda left_out: _scaled(ref.gradients_without(left_out),  # noqa: E731
+                                   1.0 if culprit in left_out else 1.001)
+    got = dataclasses.replace(ref, backend="fake", gradients=_scaled(ref.gradients, 1.001), gradients_without=off)
+    checks = [c for c in parity.compare(got, ref) if c.check.startswith("gradient ")]
+    if culprit is None:
+        assert not any(c.passed for c in checks)
+        assert "not a float32 decision" in checks[0].note
+    else:
+        assert all(c.passed for c in checks) and all(c.value < 1e-9 for c in checks)
+        assert checks[0].note.startswith("example 7 of the batch left out") and "0.001" in checks[0].note
+        assert all(c.note == "" for c in checks[1:])
+
+
 @pytest.mark.parametrize(("optimizer", "wrong"), [
     ("adam", dict(eps=1e-7)),  # eps ten times too large
     ("adam", dict(betas=(0.9, 0.99))),  # the second moment's decay off
