@@ -20,6 +20,7 @@ import numpy as np
 
 from . import checkpoint
 from .checks import check_finite, check_image_shape, check_label_vector, check_logits_shape
+from .devices import DEVICES
 from .errors import UserError
 from .init import init_params
 from .models import ModelSpec, build_spec
@@ -27,7 +28,6 @@ from .optim import OPTIMIZERS as OPTIMIZER_SPECS
 from .optim import OptimizerSpec
 
 OPTIMIZERS = tuple(OPTIMIZER_SPECS)
-DEVICES = ("auto", "cpu", "gpu")
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,10 @@
-"""Choosing the device: NumPy computes on the CPU, so ``auto`` is the CPU and ``gpu`` is an error."""
+"""Choosing the device (common/devices.py): NumPy computes on the CPU, so ``auto`` is the CPU and ``gpu`` is an error."""
 
 from __future__ import annotations
 
-from ...common.errors import DeviceUnavailable
+from ...common.devices import choose_device
 
 
 def resolve_device(requested: str) -> str:
-    if requested == "gpu":
-        raise DeviceUnavailable(
-            "--device gpu was asked for, but the NumPy backend runs on the CPU only; "
-            "use --device cpu (or auto), or a GPU backend: torch, jax or tf"
-        )
-    return "cpu"
+    return choose_device(requested, cpu="cpu", gpus=lambda: [], none_seen="the NumPy backend runs on the CPU only",
+                         remedy="use --device cpu (or auto), or a GPU backend: torch, jax or tf")

@@ -1,4 +1,4 @@
-"""Choosing the device: ``auto`` takes a GPU when TensorFlow sees one, ``gpu`` insists on it.
+"""Choosing the device (common/devices.py): ``auto`` takes a GPU when TensorFlow sees one, ``gpu`` insists on it.
 
 Also the switch for deterministic ops, which TensorFlow keeps process-wide.
 """
@@ -7,24 +7,17 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from ...common.errors import DeviceUnavailable
+from ...common.devices import choose_device
 
 CPU = "/device:CPU:0"
 
 
 def resolve_device(requested: str) -> str:
     """TensorFlow's name of the device to run on (``/device:CPU:0``, ``/device:GPU:0``)."""
-    if requested == "cpu":
-        return CPU
-    gpus = tf.config.list_logical_devices("GPU")
-    if gpus:
-        return gpus[0].name
-    if requested == "gpu":
-        raise DeviceUnavailable(
-            "--device gpu was asked for, but TensorFlow sees no GPU (tf.config.list_logical_devices('GPU') "
-            "is empty); use --device cpu, or --device auto to take a GPU only when there is one"
-        )
-    return CPU
+    return choose_device(
+        requested, cpu=CPU, gpus=lambda: [d.name for d in tf.config.list_logical_devices("GPU")],
+        none_seen="TensorFlow sees no GPU (tf.config.list_logical_devices('GPU') is empty)",
+    )
 
 
 def enable_determinism() -> None:

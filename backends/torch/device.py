@@ -1,20 +1,15 @@
-"""Choosing the device: ``auto`` takes CUDA when PyTorch sees it, ``gpu`` insists on it."""
+"""Choosing the device (common/devices.py): ``auto`` takes CUDA when PyTorch sees it, ``gpu`` insists on it."""
 
 from __future__ import annotations
 
 import torch
 
-from ...common.errors import DeviceUnavailable
+from ...common.devices import choose_device
 
 
 def resolve_device(requested: str) -> torch.device:
-    if requested == "cpu":
-        return torch.device("cpu")
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if requested == "gpu":
-        raise DeviceUnavailable(
-            "--device gpu was asked for, but PyTorch sees no GPU (torch.cuda.is_available() is False); "
-            "use --device cpu, or --device auto to take a GPU only when there is one"
-        )
-    return torch.device("cpu")
+    return choose_device(
+        requested, cpu=torch.device("cpu"),
+        gpus=lambda: [torch.device("cuda")] if torch.cuda.is_available() else [],
+        none_seen="PyTorch sees no GPU (torch.cuda.is_available() is False)",
+    )
