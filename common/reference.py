@@ -33,7 +33,7 @@ def cross_entropy(logits, labels, reduction: str = "mean"):
     _check_reduction(reduction)
     logits, labels = check_logits_labels(logits, labels)
     nll = -log_softmax(logits)[np.arange(len(labels)), labels]
-    return _reduce(nll, reduction)
+    return _as_float(reduce(nll, reduction))
 
 
 def cross_entropy_grad(logits, labels, reduction: str = "mean") -> np.ndarray:
@@ -61,9 +61,12 @@ def _check_reduction(reduction: str) -> None:
         raise ValueError(f"reduction must be one of {REDUCTIONS}; got {reduction!r}")
 
 
-def _reduce(values: np.ndarray, reduction: str):
-    if reduction == "mean":
-        return float(values.mean())
-    if reduction == "sum":
-        return float(values.sum())
-    return values
+def reduce(values, reduction: str, mean=np.mean, total=np.sum):
+    """``values`` (per-example losses) as ``reduction`` says: ``mean(values)``, ``total(values)``, or
+    ``values`` for ``none``. Every backend's ops reduce with their framework's mean and sum through this."""
+    return {"mean": mean, "sum": total, "none": lambda v: v}[reduction](values)
+
+
+def _as_float(value):
+    """A reduced loss as a Python float; per-example losses as they are."""
+    return float(value) if np.ndim(value) == 0 else value

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...common.op_inputs import cross_entropy_inputs, logits_input
+from ...common.reference import reduce
 from .steps import cross_entropy_per_example
 
 
@@ -58,7 +59,7 @@ def _cross_entropy(z: jax.Array, y: jax.Array, reduction: str, impl: str) -> jax
         nll = cross_entropy_per_example(z, y)
     else:
         nll = -jnp.take_along_axis(_log_softmax_scratch(z), y[:, None], axis=1).squeeze(1)
-    return {"mean": nll.mean, "sum": nll.sum, "none": lambda: nll}[reduction]()
+    return reduce(nll, reduction, jnp.mean, jnp.sum)
 
 
 def _to_numpy(t: jax.Array):

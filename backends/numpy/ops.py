@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...common.op_inputs import cross_entropy_inputs, logits_input
+from ...common.reference import reduce
 from . import layers
 
 
@@ -33,7 +34,8 @@ def cross_entropy(logits, labels, reduction: str = "mean", impl: str = "native")
     """Cross-entropy from logits; a float for mean/sum, an array of per-example losses for none."""
     z, y = cross_entropy_inputs(logits, labels, reduction, impl)
     nll = layers.softmax_cross_entropy(z, y)[0] if impl == "native" else _nll_scratch(z, y)
-    return _reduce(nll, reduction)
+    value = reduce(nll, reduction)
+    return float(value) if reduction != "none" else value
 
 
 def cross_entropy_grad(logits, labels, reduction: str = "mean", impl: str = "native") -> np.ndarray:
@@ -62,11 +64,3 @@ def _log_softmax_scratch(z: np.ndarray) -> np.ndarray:
 
 def _nll_scratch(z: np.ndarray, y: np.ndarray) -> np.ndarray:
     return -_log_softmax_scratch(z)[np.arange(len(y)), y]
-
-
-def _reduce(nll: np.ndarray, reduction: str):
-    if reduction == "mean":
-        return float(nll.mean())
-    if reduction == "sum":
-        return float(nll.sum())
-    return nll

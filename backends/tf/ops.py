@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from ...common.op_inputs import cross_entropy_inputs, logits_input
+from ...common.reference import reduce
 
 
 def softmax(z, impl: str = "native") -> np.ndarray:
@@ -64,7 +65,7 @@ def _cross_entropy(z: tf.Tensor, y: tf.Tensor, reduction: str, impl: str) -> tf.
         nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=z)
     else:
         nll = -tf.gather(_log_softmax_scratch(z), y, batch_dims=1)
-    return {"mean": tf.reduce_mean, "sum": tf.reduce_sum, "none": tf.identity}[reduction](nll)
+    return reduce(nll, reduction, tf.reduce_mean, tf.reduce_sum)
 
 
 def _to_numpy(t: tf.Tensor):

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ...common.op_inputs import cross_entropy_inputs, logits_input
+from ...common.reference import reduce
 
 
 def softmax(z, impl: str = "native") -> np.ndarray:
@@ -63,7 +64,7 @@ def _cross_entropy(z: torch.Tensor, y: torch.Tensor, reduction: str, impl: str) 
     if impl == "native":
         return F.cross_entropy(z, y, reduction=reduction)
     nll = -_log_softmax_scratch(z).gather(1, y[:, None]).squeeze(1)
-    return {"mean": nll.mean, "sum": nll.sum, "none": lambda: nll}[reduction]()
+    return reduce(nll, reduction, torch.mean, torch.sum)
 
 
 def _to_numpy(t: torch.Tensor):
