@@ -56,17 +56,23 @@ class SGD:
 
 
 @dataclass(frozen=True)
-class Adam:
-    """``torch.optim.Adam``: L2 weight decay added to the gradient (not AdamW's decoupled decay)."""
+class _AdamFamily:
+    """The hyperparameters and state Adam and AdamW share (torch's defaults)."""
 
     lr: float
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
 
-    name: ClassVar[str] = "adam"
     slots: ClassVar[tuple[str, ...]] = ("exp_avg", "exp_avg_sq")
     counters: ClassVar[tuple[str, ...]] = ("step",)
+
+
+@dataclass(frozen=True)
+class Adam(_AdamFamily):
+    """``torch.optim.Adam``: L2 weight decay added to the gradient (not AdamW's decoupled decay)."""
+
+    name: ClassVar[str] = "adam"
 
     def update(self, p, g, state: State, t: int):
         """``(p, state)`` after update ``t`` (1-based): ``g = grad + wd * p``, then :func:`adam_step`."""
@@ -76,18 +82,11 @@ class Adam:
 
 
 @dataclass(frozen=True)
-class AdamW:
+class AdamW(_AdamFamily):
     """``torch.optim.AdamW``: Adam with decoupled weight decay (Loshchilov and Hutter), which
     shrinks the parameter by ``lr * wd`` before the step instead of adding ``wd * p`` to the gradient."""
 
-    lr: float
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-
     name: ClassVar[str] = "adamw"
-    slots: ClassVar[tuple[str, ...]] = ("exp_avg", "exp_avg_sq")
-    counters: ClassVar[tuple[str, ...]] = ("step",)
 
     def update(self, p, g, state: State, t: int):
         """``(p, state)`` after update ``t`` (1-based): ``p = p * (1 - lr * wd)``, then :func:`adam_step`."""
