@@ -38,7 +38,8 @@ def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-    globals()[name] = value
+    if name != "BACKENDS":  # looked up each time: the backends are found on disk (common/registry.py)
+        globals()[name] = value
     return value
 
 

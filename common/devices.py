@@ -3,12 +3,19 @@
 ``cpu`` is the CPU; ``auto`` takes the first GPU the framework sees, else the CPU; ``gpu``
 insists on a GPU and is a one-line error naming what the framework found when there is none.
 Each backend's ``device.py`` supplies its framework's CPU, its GPUs and the words for why it
-sees none.
+sees none, and the framework's process-wide switches, each ``None`` (with the reason beside
+it) where the framework has none:
+
+- ``TF32``: a :class:`TF32Switch` (common/precision.py sets it for ``crossframe parity --tf32``);
+- ``enable_determinism``: a function that makes every op deterministic (``--deterministic``);
+- ``peak_device_bytes``: a function giving the framework's peak GPU memory in this process
+  (``crossframe bench`` and ``compare``), or None on a CPU.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence, TypeVar
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence, TypeVar
 
 from .errors import DeviceUnavailable
 
@@ -28,3 +35,13 @@ def choose_device(requested: str, *, cpu: Device, gpus: Callable[[], Sequence[De
     if requested == "gpu":
         raise DeviceUnavailable(f"--device gpu was asked for, but {none_seen}; {remedy}")
     return cpu
+
+
+@dataclass(frozen=True)
+class TF32Switch:
+    """A framework's TF32 setting for float32 matrix products on GPUs: read it, set it (``True``/
+    ``False``, or a value ``get`` returned, to put it back), and say it in the framework's words."""
+
+    get: Callable[[], Any]
+    put: Callable[[Any], None]
+    describe: Callable[[], str]

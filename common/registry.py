@@ -1,58 +1,100 @@
 """Which backends exist, which can run here, and how to make a classifier of one.
 
-A backend is the package ``crossframe.backends.<name>``; it exposes ``CLASSIFIER``, its
-:class:`~crossframe.common.classifier.Classifier` subclass. Its framework is imported the
-first time the backend is used, never by ``import crossframe``.
+A backend is a folder ``crossframe/backends/<name>/`` holding a ``meta.py`` (plain data, read
+without importing anything: the framework's name, the modules it imports, the command that
+installs them, where it stands in lists, its devices, Keras' name for the same framework) and
+a package whose ``CLASSIFIER`` is its :class:`~crossframe.common.classifier.Classifier`
+subclass. The backends are found by looking for those folders, so adding one touches only
+its own folder (README, "Layout"). Its framework is imported the first time the backend is
+used, never by ``import crossframe``.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
+import runpy
+from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 
 from .classifier import Classifier
 from .errors import BackendUnavailable, UserError
 
-BACKENDS: tuple[str, ...] = ("torch", "jax", "tf", "numpy")
+PACKAGE = __package__.rpartition(".")[0]  # crossframe
 
-# The top-level modules each backend needs, and the pip extra that installs them.
-_FRAMEWORK_MODULES = {
-    "torch": ("torch",),
-    "jax": ("jax", "flax", "optax"),
-    "tf": ("tensorflow",),
-    "numpy": ("numpy",),
-}
-_INSTALL_HINT = {
-    "torch": 'pip install "crossframe[torch]" (on a CPU-only machine first: pip install torch --index-url https://download.pytorch.org/whl/cpu)',
-    "jax": 'pip install "crossframe[jax]"',
-    "tf": 'pip install "crossframe[tf]"',
-    "numpy": "pip install numpy",
-}
-_FRAMEWORK_NAMES = {"torch": "PyTorch", "jax": "JAX, Flax and Optax", "tf": "TensorFlow", "numpy": "NumPy"}
+
+@dataclass(frozen=True)
+class BackendMeta:
+    """A backend's ``meta.py``."""
+
+    name: str
+    framework: str
+    modules: tuple[str, ...]
+    install: str
+    order: int
+    devices: tuple[str, ...]
+    keras_backend: str | None
+
+
+@functools.cache
+def discover() -> dict[str, BackendMeta]:
+    """Every backend folder (a ``meta.py`` in a folder of ``crossframe.backends``' path), in order."""
+    found: dict[str, BackendMeta] = {}
+    for root in importlib.import_module(f"{PACKAGE}.backends").__path__:
+        for meta in sorted(Path(root).glob("*/meta.py")):
+            name = meta.parent.name
+            if name.isidentifier() and name not in found:
+                values = runpy.run_path(str(meta))
+                found[name] = BackendMeta(name, values["FRAMEWORK"], tuple(values["MODULES"]), values["INSTALL"],
+                                          int(values["ORDER"]), tuple(values["DEVICES"]), values["KERAS_BACKEND"])
+    return dict(sorted(found.items(), key=lambda item: (item[1].order, item[0])))
+
+
+def backend_names() -> tuple[str, ...]:
+    """Every backend of this crossframe, installed or not, in order."""
+    return tuple(discover())
+
+
+def __getattr__(name: str):
+    if name == "BACKENDS":  # the names, looked up when asked for (crossframe.BACKENDS)
+        return backend_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def meta(name: str) -> BackendMeta:
+    return discover()[check_backend_name(name)]
 
 
 def check_backend_name(name: str) -> str:
-    if name not in BACKENDS:
-        raise UserError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
+    if name not in discover():
+        raise UserError(f"unknown backend {name!r}; choose one of: {', '.join(backend_names())}")
     return name
 
 
 def load_backend(name: str) -> ModuleType:
     """Import ``crossframe.backends.<name>``; a missing framework names the pip extra to install."""
-    check_backend_name(name)
+    info = meta(name)
     try:
-        return importlib.import_module(f"{__package__.rpartition('.')[0]}.backends.{name}")
+        return importlib.import_module(f"{PACKAGE}.backends.{name}")
     except ModuleNotFoundError as err:
         missing = (err.name or "").split(".")[0]
-        if missing in _FRAMEWORK_MODULES[name]:
+        if missing in info.modules:
             raise BackendUnavailable(
-                f"backend {name!r} needs {_FRAMEWORK_NAMES[name]}, which is not installed here "
-                f"({missing} is missing): {_INSTALL_HINT[name]}"
+                f"backend {name!r} needs {info.framework} ({', '.join(info.modules)}), which is not installed here "
+                f"({missing} is missing): {info.install}"
             ) from None
-        if err.name == f"{__package__.rpartition('.')[0]}.backends.{name}":
+        if err.name == f"{PACKAGE}.backends.{name}":
             raise BackendUnavailable(f"backend {name!r} is not part of this crossframe version") from None
         raise
+
+
+def device_module(name: str) -> ModuleType:
+    """``crossframe.backends.<name>.device``: its device choice and its switches (TF32,
+    deterministic ops, peak device memory; ``None`` where the framework has none)."""
+    load_backend(name)
+    return importlib.import_module(f"{PACKAGE}.backends.{name}.device")
 
 
 @functools.cache
@@ -65,45 +107,35 @@ def _importable(name: str) -> bool:
 
 
 def available_backends() -> tuple[str, ...]:
-    """The backends whose framework imports here, in the order of ``BACKENDS``."""
-    return tuple(name for name in BACKENDS if _importable(name))
+    """The backends whose framework imports here (importing them), in order."""
+    return tuple(name for name in discover() if _importable(name))
 
 
-def classifier(
-    backend: str,
-    model: str,
-    *,
-    num_classes: int = 10,
-    input_shape: tuple[int, int, int] = (1, 28, 28),
-    lr: float = 0.01,
-    momentum: float = 0.0,
-    weight_decay: float = 0.0,
-    optimizer: str = "sgd",
-    seed: int = 0,
-    device: str = "auto",
-) -> Classifier:
-    """A ``Classifier`` of ``model`` in ``backend``, starting from ``init_params(model, seed=seed)``."""
-    cls = load_backend(backend).CLASSIFIER
-    return cls(
-        model,
-        num_classes=num_classes,
-        input_shape=input_shape,
-        lr=lr,
-        momentum=momentum,
-        weight_decay=weight_decay,
-        optimizer=optimizer,
-        seed=seed,
-        device=device,
-    )
+def installed_backends() -> tuple[str, ...]:
+    """The backends whose framework is installed, found without importing any framework."""
+    return tuple(name for name, info in discover().items() if all(_findable(m) for m in info.modules))
+
+
+def _findable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # ValueError: set to None in sys.modules, i.e. blocked
+        return False
+
+
+def classifier(backend: str, model: str, **hparams) -> Classifier:
+    """A ``Classifier`` of ``model`` in ``backend``, starting from ``init_params(model, seed=seed)``;
+    ``hparams`` are :class:`~crossframe.common.classifier.Hyperparameters` (lr, momentum, seed, ...)."""
+    return load_backend(backend).CLASSIFIER(model, **hparams)
 
 
 _DETERMINISTIC: set[str] = set()  # the backends switched to deterministic ops in this process
 
 
 def enable_determinism(backend: str) -> None:
-    """Make ``backend``'s framework compute deterministically, process-wide, through the
-    backend's own ``enable_determinism()``; a backend without that switch refuses."""
-    switch = getattr(load_backend(backend), "enable_determinism", None)
+    """Make ``backend``'s framework compute deterministically, process-wide, through its device
+    module's ``enable_determinism()``; a backend without that switch (``None``) refuses."""
+    switch = device_module(backend).enable_determinism
     if switch is None:
         raise UserError(f"--deterministic: backend {backend!r} has no switch for deterministic ops; drop the flag")
     switch()

@@ -36,7 +36,7 @@ def test_bench_times_backends_and_both_references(fashion_dir, tmp_path, env_blo
     report = json.loads((out / "bench.json").read_text())
     Draft202012Validator(BENCH_SCHEMA).validate(report)
     runs = {r["name"]: r for r in report["runs"]}
-    assert list(runs) == ["torch", "jax", "classic", "keras-tensorflow", "keras-jax", "keras-torch"]
+    assert list(runs) == ["torch", "jax", "classic", "keras-torch", "keras-jax", "keras-tensorflow"]  # backend order
     assert runs["jax"]["status"] == "unavailable" and "jax" in runs["jax"]["error"]
     for name in ("torch", "classic", "keras-tensorflow", "keras-jax", "keras-torch"):
         run = runs[name]
@@ -58,8 +58,8 @@ def test_bench_times_backends_and_both_references(fashion_dir, tmp_path, env_blo
     assert "crossframe bench --backends torch,jax --models mlp" in bench_md
     table = result.stdout[result.stdout.index("| run"):].split("\n\n")[0]
     rows = {line.split("|")[1].strip(): line for line in table.splitlines()[2:]}
-    assert list(rows) == ["crossframe torch", "crossframe jax", "classic pipeline", "Keras 3 (tensorflow)",
-                          "Keras 3 (jax)", "Keras 3 (torch)"]
+    assert list(rows) == ["crossframe torch", "crossframe jax", "classic pipeline", "Keras 3 (torch)",
+                          "Keras 3 (jax)", "Keras 3 (tensorflow)"]
     assert f"{torch_run['vs_classic']:.2f}x" in rows["crossframe torch"]
     assert "unavailable: backend 'jax'" in rows["crossframe jax"]
 

@@ -43,3 +43,42 @@ def test_the_wheel_installs_everything_under_crossframe(tmp_path):
                    "crossframe/backends/torch/classifier.py", "crossframe/common/commands/train.py"):
         assert module in names
     assert not any(name.startswith("crossframe/tests/") for name in names)
+
+
+FAKE_BACKEND = {  # a new backend as README's "Layout" says to add one: a folder with these files
+    "meta.py": ('FRAMEWORK = "Fake"\nMODULES = ("numpy",)\nINSTALL = "pip install numpy"\nORDER = 9\n'
+                'DEVICES = ("cpu",)\nKERAS_BACKEND = None\n'),
+    "__init__.py": ("from crossframe.backends.numpy import NumpyClassifier\n\n\n"
+                    "class FakeClassifier(NumpyClassifier):\n    backend = 'fake'\n\n\nCLASSIFIER = FakeClassifier\n"),
+    "device.py": "from crossframe.backends.numpy.device import *  # noqa: F401,F403\n",
+}
+
+
+def test_a_backend_added_the_documented_way_is_found_everywhere(tmp_path, monkeypatch):
+    """A folder under crossframe.backends' path holding meta.py, the package and device.py is a
+    backend: listed, installed, importable, in the bench's list and the CLI's choices, with no other edit."""
+    import crossframe.backends
+    from crossframe.common import precision, registry
+    from crossframe.common.bench.bench import REFERENCES
+    from crossframe.common.cli import build_parser
+
+    folder = tmp_path / "fake"
+    folder.mkdir()
+    for name, text in FAKE_BACKEND.items():
+        (folder / name).write_text(text)
+    monkeypatch.setattr(crossframe.backends, "__path__", [*crossframe.backends.__path__, str(tmp_path)])
+    registry.discover.cache_clear()
+    try:
+        assert registry.backend_names()[-1] == "fake" and "fake" in crossframe.BACKENDS
+        assert "fake" in registry.installed_backends()  # the bench's and compare's default list
+        assert "fake" in registry.available_backends()
+        clf = crossframe.classifier("fake", "softmax", seed=3)
+        assert clf.backend == "fake" and clf.device == "cpu"
+        assert precision.describe("fake") == "no TF32 switch (computes on the CPU)"
+        args = build_parser().parse_args(["train", "--backend", "fake"])
+        assert args.backend == "fake"
+        assert all("fake" not in name for name in REFERENCES)  # no Keras reference for it: KERAS_BACKEND None
+    finally:
+        registry.discover.cache_clear()
+        for module in [m for m in sys.modules if m.startswith("crossframe.backends.fake")]:
+            del sys.modules[module]

@@ -196,13 +196,13 @@ def test_the_command_prints_a_table_per_model_and_writes_the_same_figures(fashio
     out = capsys.readouterr().out
     assert code == 0, out
     assert f"parity of torch against {REFERENCE}" in out
-    # softmax: logits, loss, 2 gradients, sgd, adam, ties, train, train loss; lenet: 10 gradients
-    assert "softmax: 9 checks against" in out and "lenet: 17 checks against" in out
+    # softmax: logits, loss, 2 gradients, sgd, adam, adamw, ties, train, train loss; lenet: 10 gradients
+    assert "softmax: 10 checks against" in out and "lenet: 18 checks against" in out
     assert "train (3 steps)" in out and "torch (cpu)" in out
     assert "torch.backends.cuda.matmul.allow_tf32=False, torch.backends.cudnn.allow_tf32=False" in out
-    assert "no effect on cpu" in out and "all 26 checks passed" in out
+    assert "no effect on cpu" in out and "all 28 checks passed" in out
     assert report["passed"] is True and report["tf32"] == "off" and report["steps"] == 3
-    assert len(report["checks"]) == 26 and all(c["passed"] for c in report["checks"])
+    assert len(report["checks"]) == 28 and all(c["passed"] for c in report["checks"])
     first = report["checks"][0]
     assert {"backend", "reference", "model", "check", "measure", "value", "tolerance", "device", "passed"} <= set(first)
     assert f"{first['value']:.2g} ({first['ratio']:.0%}) PASS" in out

@@ -136,7 +136,7 @@ for optimizer in ("sgd", "adam"):
         clf.training_step((X, y))
     out[optimizer] = {k: v.tolist() for k, v in clf.get_params().items()}
     out["plain_tf"] = (isinstance(clf.optimizer, tf.Module) and not isinstance(clf.optimizer, keras.Optimizer)
-                       and all(type(p.variable).__module__.startswith("tensorflow") for p in clf.params))
+                       and all(type(v).__module__.startswith("tensorflow") for v in clf.params.values()))
 json.dump(out, sys.stdout)
 """
 

@@ -5,8 +5,7 @@ from .quiet import import_tensorflow
 import_tensorflow()  # before the modules below import it: TensorFlow's start-up lines stay off stderr
 
 from .classifier import TFClassifier  # noqa: E402
-from .device import enable_determinism  # noqa: E402
 
 CLASSIFIER = TFClassifier
 
-__all__ = ["CLASSIFIER", "TFClassifier", "enable_determinism"]
+__all__ = ["CLASSIFIER", "TFClassifier"]

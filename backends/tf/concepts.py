@@ -3,8 +3,6 @@
 Plain data, importing nothing: common/show/declarations.py says what the entries mean.
 """
 
-FRAMEWORK = "TensorFlow"
-
 CONCEPTS = {
     "model": {
         "*": ["models:__doc__", "models:Network", "models:build_network", "models:build_layer"],

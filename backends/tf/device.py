@@ -1,13 +1,13 @@
 """Choosing the device (common/devices.py): ``auto`` takes a GPU when TensorFlow sees one, ``gpu`` insists on it.
 
-Also the switch for deterministic ops, which TensorFlow keeps process-wide.
+Also TensorFlow's process-wide switches: TF32, deterministic ops, peak GPU memory.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from ...common.devices import choose_device
+from ...common.devices import TF32Switch, choose_device
 
 CPU = "/device:CPU:0"
 
@@ -30,3 +30,17 @@ def enable_determinism() -> None:
     building a classifier; it cannot be turned off again in the same process.
     """
     tf.config.experimental.enable_op_determinism()
+
+
+# Default True: float32 products on Ampere and later GPUs run in TF32.
+TF32 = TF32Switch(tf.config.experimental.tensor_float_32_execution_enabled,
+                  tf.config.experimental.enable_tensor_float_32_execution,
+                  lambda: "tf.config.experimental.tensor_float_32_execution_enabled()="
+                          f"{tf.config.experimental.tensor_float_32_execution_enabled()}")
+
+
+def peak_device_bytes() -> int | None:
+    """TensorFlow's peak GPU memory in this process (None on a CPU)."""
+    if not tf.config.list_logical_devices("GPU"):
+        return None
+    return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])

@@ -3,8 +3,6 @@
 Plain data, importing nothing: common/show/declarations.py says what the entries mean.
 """
 
-FRAMEWORK = "PyTorch"
-
 CONCEPTS = {
     "model": {
         "*": ["models:__doc__", "models:build_network", "models:build_layer"],

@@ -19,14 +19,14 @@ from ..checkpoint import write_text_atomic
 from ..models import RECIPES
 from ..runinfo import now
 from ..runlock import claim_folder
-from .frameworks import FRAMEWORK_OF_BACKEND, KERAS_BACKENDS
+from .frameworks import framework_of, keras_backends
 from .jobs import run_job
 from .machine import describe_machine, run_header
 from .schemas import BENCH_SCHEMA_ID, write_report
 from .tables import fmt, markdown_table, mib, ratio, versions_line
 from .timing import steady_state
 
-REFERENCES = ("classic", *(f"keras-{name}" for name in KERAS_BACKENDS))
+REFERENCES = ("classic", *(f"keras-{name}" for name in keras_backends()))
 #: What a benchmark writes in --out: an earlier one there is never overwritten.
 BENCH_FILES = ("bench.json", "bench.md", "runs")
 
@@ -84,7 +84,7 @@ def _kind_and_framework(name: str) -> tuple[str, str]:
         return "classic", "torch"
     if name.startswith("keras-"):
         return "keras", name.removeprefix("keras-")
-    return "crossframe", FRAMEWORK_OF_BACKEND[name]
+    return "crossframe", framework_of(name)
 
 
 def _run_once(opts: BenchOptions, model: str, batch_size: int, name: str, round_: int, runs_dir: Path,
@@ -130,7 +130,7 @@ def _summarise(opts: BenchOptions, model: str, batch_size: int, name: str, resul
         "train_loss": last.get("train_loss"), "train_acc": last.get("train_acc"),
         **memory,
         **{key: last.get(key) for key in ("import_seconds", "setup_seconds", "wall_seconds", "log")},
-        "keras_reference": f"keras-{framework}" if kind == "crossframe" and framework in KERAS_BACKENDS else None,
+        "keras_reference": f"keras-{framework}" if kind == "crossframe" and framework in keras_backends() else None,
         "vs_classic": None, "vs_keras": None,
     }
 

@@ -22,7 +22,7 @@ from ..plots import plot_curves
 from ..registry import BACKENDS
 from ..runlock import claim_folder
 from ..runinfo import now
-from .frameworks import FRAMEWORK_OF_BACKEND
+from .frameworks import framework_of
 from .jobs import run_job
 from .machine import describe_machine, run_header
 from .schemas import COMPARE_SCHEMA_ID, write_report
@@ -55,7 +55,7 @@ def _compare(args: argparse.Namespace, data, backends: list[str], out: Path, *, 
     results = {}
     for backend in backends:
         echo(f"== {backend}")
-        job = {"kind": "train", "backend": backend, "framework": FRAMEWORK_OF_BACKEND[backend], "args": job_args}
+        job = {"kind": "train", "backend": backend, "framework": framework_of(backend), "args": job_args}
         results[backend] = run_job(job, out / backend, timeout=timeout,
                                    echo=lambda line, b=backend: echo(f"[{b}] {line}"))
         if results[backend]["status"] != "ok":

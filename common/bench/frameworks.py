@@ -1,36 +1,38 @@
 """Which framework each run uses, and what that framework can say about memory and devices.
 
-Functions here import a framework only when it is already loaded in the process (a worker
-asks after its run), so calling them never pays for an import.
+Every answer comes from the backend of that framework (its ``meta.py`` and ``device.py``,
+found by common/registry.py), so a new backend needs nothing here. The memory functions
+import a framework only when it is already loaded in the process (a worker asks after its
+run), so calling them never pays for an import.
 """
 
 from __future__ import annotations
 
 import resource
 import sys
-from importlib.util import find_spec
 
-from ..registry import BACKENDS
-
-# The library behind each crossframe backend; also the value of KERAS_BACKEND for the Keras
-# reference on the same framework (NumPy has no Keras backend).
-FRAMEWORK_OF_BACKEND = {"torch": "torch", "jax": "jax", "tf": "tensorflow", "numpy": "numpy"}
-KERAS_BACKENDS = ("tensorflow", "jax", "torch")
+from ..errors import BackendUnavailable
+from ..registry import device_module, discover, meta
 
 
-def installed_backends() -> tuple[str, ...]:
-    """The backends that ship with this crossframe and whose framework is installed, found
-    without importing any framework (``available_backends()`` imports them all)."""
-    package = __package__.split(".")[0]
-    return tuple(name for name in BACKENDS if _findable(f"{package}.backends.{name}")
-                 and _findable(FRAMEWORK_OF_BACKEND[name]))
+def framework_of(backend: str) -> str:
+    """The framework a backend's runs are labelled with: Keras' name for it (``tensorflow``), or
+    its first module where Keras has none (``numpy``)."""
+    info = meta(backend)
+    return info.keras_backend or info.modules[0]
 
 
-def _findable(module: str) -> bool:
-    try:
-        return find_spec(module) is not None
-    except (ImportError, ValueError):  # ValueError: set to None in sys.modules, i.e. blocked
-        return False
+def backend_of(framework: str) -> str:
+    """The crossframe backend of a framework label (``tensorflow`` -> ``tf``, ``torch`` -> ``torch``)."""
+    for name, info in discover().items():
+        if framework in (info.keras_backend, info.modules[0]):
+            return name
+    raise KeyError(f"no crossframe backend computes with {framework!r}")
+
+
+def keras_backends() -> tuple[str, ...]:
+    """The frameworks Keras 3 runs on that a crossframe backend uses too: the bench's Keras references."""
+    return tuple(info.keras_backend for info in discover().values() if info.keras_backend)
 
 
 def peak_rss_bytes() -> int:
@@ -40,44 +42,19 @@ def peak_rss_bytes() -> int:
 
 
 def peak_device_bytes(framework: str) -> int | None:
-    """The framework's peak GPU memory in this process, or None on CPU or before it is imported."""
-    if framework not in sys.modules:
+    """The framework's peak GPU memory in this process, or None on a CPU, before it is imported,
+    or where its backend has no such counter or cannot be loaded."""
+    try:
+        backend = backend_of(framework)
+    except KeyError:
         return None
-    if framework == "torch":
-        import torch
-
-        return int(torch.cuda.max_memory_allocated()) if torch.cuda.is_available() and torch.cuda.is_initialized() \
-            else None
-    if framework == "jax":
-        import jax
-
-        gpus = [d for d in jax.devices() if d.platform == "gpu"]
-        stats = gpus[0].memory_stats() if gpus else None
-        return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
-    if framework == "tensorflow":
-        import tensorflow as tf
-
-        if not tf.config.list_logical_devices("GPU"):
-            return None
-        return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
-    return None
-
-
-def sees_gpu(framework: str) -> bool:
-    """Whether ``framework`` (imported here if need be) sees a GPU."""
-    if framework == "torch":
-        import torch
-
-        return torch.cuda.is_available()
-    if framework == "jax":
-        import jax
-
-        return any(d.platform == "gpu" for d in jax.devices())
-    if framework == "tensorflow":
-        import tensorflow as tf
-
-        return bool(tf.config.list_physical_devices("GPU"))
-    return False
+    if meta(backend).modules[0] not in sys.modules:
+        return None
+    try:
+        counter = device_module(backend).peak_device_bytes
+    except BackendUnavailable:  # the framework ran (a Keras reference) but its crossframe backend is not here
+        return None
+    return counter() if counter is not None else None
 
 
 def loaded_versions(*modules: str) -> dict[str, str]:

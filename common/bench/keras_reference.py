@@ -38,7 +38,8 @@ from ..models import (
     build_spec,
     output_shape,
 )
-from .frameworks import loaded_versions, sees_gpu
+from ..precision import on_gpu
+from .frameworks import loaded_versions
 from .timing import echo
 
 
@@ -127,6 +128,11 @@ class EpochTimer(keras.callbacks.Callback):
         echo(f"epoch {epoch + 1}/{self.epochs}: {self.seconds[-1]:.2f} s")
 
 
+def _sees_gpu() -> bool:
+    """Whether Keras computes on a GPU: where it puts a new tensor (it takes a GPU when its framework sees one)."""
+    return on_gpu(str(keras.ops.ones((1,)).device))
+
+
 def time_epochs(job: dict[str, Any], folder: Path, result: dict[str, Any]) -> None:
     """The bench worker's job: ``model.fit`` for ``epochs`` epochs, each one timed."""
     args = argparse.Namespace(**job["args"])
@@ -134,7 +140,7 @@ def time_epochs(job: dict[str, Any], folder: Path, result: dict[str, Any]) -> No
     if args.optimizer != "sgd" or args.weight_decay:
         raise UserError("the Keras reference runs SGD without weight decay (Keras decouples weight decay)")
     backend = keras.backend.backend()
-    if args.device == "gpu" and not sees_gpu(backend):
+    if args.device == "gpu" and not _sees_gpu():
         raise DeviceUnavailable(f"--device gpu was asked for, but Keras's {backend} backend sees no GPU")
     data = load_data_from_args(args)
     X = np.ascontiguousarray(data.train.X.transpose(0, 2, 3, 1))  # NHWC, as a Keras user feeds it
@@ -143,7 +149,7 @@ def time_epochs(job: dict[str, Any], folder: Path, result: dict[str, Any]) -> No
                                           input_shape=data.input_shape))
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=args.lr, momentum=args.momentum),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    result.update(device="gpu" if sees_gpu(backend) else "cpu", keras_backend=backend,
+    result.update(device="gpu" if _sees_gpu() else "cpu", keras_backend=backend,
                   versions=loaded_versions("keras", backend), train_examples=len(data.train.y),
                   jit_compile=bool(model.jit_compile), env_keras_backend=os.environ.get("KERAS_BACKEND"))
     seconds = result.setdefault("epoch_seconds", [])

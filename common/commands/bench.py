@@ -66,7 +66,7 @@ def _at_least_two(text: str) -> int:
 
 def run(args) -> int:
     from ..bench.bench import BenchOptions, render_report, run_bench
-    from ..bench.frameworks import installed_backends
+    from ..registry import installed_backends
 
     references = [name for name in args.references if name != "none"]
     opts = BenchOptions(

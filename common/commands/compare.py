@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..bench.compare import COMPARE_FILES, TRAIN_FIELDS, render_tables, run_compare
-    from ..bench.frameworks import installed_backends
+    from ..registry import installed_backends
 
     resolve_recipe(args)
     backends = args.backends or list(installed_backends())

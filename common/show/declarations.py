@@ -4,7 +4,6 @@ A backend's ``backends/<name>/concepts.py`` is plain data and imports nothing, s
 read with ``runpy.run_path`` without importing the backend's package (whose ``__init__``
 imports the framework). It holds:
 
-- ``FRAMEWORK``: the framework's name as a reader knows it ("PyTorch").
 - ``CONCEPTS``: for every concept of :mod:`.catalog`, one of
   - a list of references ``"module:qualname"`` (the module relative to the backend's
     folder; ``"module:__doc__"`` is that module's docstring, shown as a note);
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from ..models import ModelSpec, Residual
+from ..registry import meta
 from .locate import package_folder
 
 EVERY_MODEL = "*"
@@ -43,7 +43,7 @@ class Declarations:
 def declarations(backend: str) -> Declarations:
     """``backends/<backend>/concepts.py``, read without importing the backend."""
     found = runpy.run_path(str(package_folder(f"backends.{backend}") / "concepts.py"))
-    return Declarations(backend, found["FRAMEWORK"], found["CONCEPTS"])
+    return Declarations(backend, meta(backend).framework, found["CONCEPTS"])  # the name from its meta.py
 
 
 def refs_for(declaration: Declaration, spec: ModelSpec | None) -> list[str] | str:
