@@ -13,58 +13,17 @@ epoch loops below only add them up on the device and the Trainer reads the total
 from __future__ import annotations
 
 import abc
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 import numpy as np
 
 from . import checkpoint
 from .checks import check_finite, check_image_shape, check_label_vector, check_logits_shape
-from .devices import DEVICES
 from .errors import UserError
 from .init import init_params
 from .models import ModelSpec, build_spec
-from .optim import OPTIMIZERS as OPTIMIZER_SPECS
-from .optim import OptimizerSpec
-
-OPTIMIZERS = tuple(OPTIMIZER_SPECS)
-
-
-@dataclass(frozen=True)
-class Hyperparameters:
-    """Everything that defines a run apart from the data; written to config.json."""
-
-    model: str
-    num_classes: int = 10
-    input_shape: tuple[int, int, int] = (1, 28, 28)
-    lr: float = 0.01
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    optimizer: str = "sgd"
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise UserError(f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
-        if self.device not in DEVICES:
-            raise UserError(f"unknown device {self.device!r}; choose one of: {', '.join(DEVICES)}")
-        if not (np.isfinite(self.lr) and self.lr > 0):
-            raise UserError(f"the learning rate must be a positive number; got {self.lr!r}")
-        if not (0.0 <= self.momentum < 1.0):
-            raise UserError(f"momentum must be in [0, 1); got {self.momentum!r}")
-        if not (np.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise UserError(f"weight decay must be zero or positive; got {self.weight_decay!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def optimizer_spec(self) -> OptimizerSpec:
-        """The optimizer these hyperparameters describe (common/optim.py): the spec takes the
-        hyperparameters it has a field for (Adam has no momentum) and its defaults for the rest."""
-        spec = OPTIMIZER_SPECS[self.optimizer]
-        mine = {f.name for f in fields(self)}
-        return spec(**{f.name: getattr(self, f.name) for f in fields(spec) if f.name in mine})
+from .settings import Hyperparameters
 
 
 @dataclass
@@ -123,31 +82,12 @@ class Classifier(abc.ABC):
 
     backend: ClassVar[str]
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        num_classes: int = 10,
-        input_shape: tuple[int, int, int] = (1, 28, 28),
-        lr: float = 0.01,
-        momentum: float = 0.0,
-        weight_decay: float = 0.0,
-        optimizer: str = "sgd",
-        seed: int = 0,
-        device: str = "auto",
-    ) -> None:
-        self.spec: ModelSpec = build_spec(model, input_shape=input_shape, num_classes=num_classes)
-        self.hparams = Hyperparameters(
-            model=model,
-            num_classes=self.spec.num_classes,
-            input_shape=self.spec.input_shape,
-            lr=float(lr),
-            momentum=float(momentum),
-            weight_decay=float(weight_decay),
-            optimizer=optimizer,
-            seed=int(seed),
-            device=device,
-        )
+    def __init__(self, model: str, **hparams: Any) -> None:
+        """``hparams``: the :class:`~crossframe.common.settings.Hyperparameters` other than the model
+        (num_classes, input_shape, lr, momentum, weight_decay, optimizer, seed, device)."""
+        self.hparams = Hyperparameters.of(model, **hparams)
+        self.spec: ModelSpec = build_spec(model, input_shape=self.hparams.input_shape,
+                                          num_classes=self.hparams.num_classes)
 
     # ------------------------------------------------------------------ the contract
 

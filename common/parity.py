@@ -38,7 +38,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .classifier import Hyperparameters
+from .settings import Hyperparameters
 from .precision import tf32
 from .registry import available_backends, classifier
 from .rounding import MARGIN, replay

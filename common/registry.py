@@ -15,11 +15,12 @@ import functools
 import importlib
 import importlib.util
 import runpy
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
 
 from .classifier import Classifier
+from .settings import Hyperparameters
 from .errors import BackendUnavailable, UserError
 
 PACKAGE = __package__.rpartition(".")[0]  # crossframe
@@ -125,8 +126,14 @@ def _findable(module: str) -> bool:
 
 def classifier(backend: str, model: str, **hparams) -> Classifier:
     """A ``Classifier`` of ``model`` in ``backend``, starting from ``init_params(model, seed=seed)``;
-    ``hparams`` are :class:`~crossframe.common.classifier.Hyperparameters` (lr, momentum, seed, ...)."""
+    ``hparams`` are :class:`~crossframe.common.settings.Hyperparameters` (lr, momentum, seed, ...)."""
     return load_backend(backend).CLASSIFIER(model, **hparams)
+
+
+def classifier_for(backend: str, hparams: Hyperparameters) -> Classifier:
+    """A ``Classifier`` in ``backend`` with these Hyperparameters."""
+    settings = asdict(hparams)
+    return classifier(backend, settings.pop("model"), **settings)
 
 
 _DETERMINISTIC: set[str] = set()  # the backends switched to deterministic ops in this process

@@ -20,15 +20,10 @@ from typing import Any
 import numpy as np
 
 from .checks import check_float32
-from .classifier import Hyperparameters
+from .settings import SAME_RUN_KEYS, DataSettings, Hyperparameters  # noqa: F401 (SAME_RUN_KEYS: re-exported)
 from .errors import UserError
 from .models import build_spec
 
-#: What must match between a saved run and the run that continues it (config.json keys).
-SAME_RUN_KEYS = (
-    "model", "num_classes", "input_shape", "optimizer", "lr", "momentum", "weight_decay", "seed",
-    "batch_size", "data_seed", "train_examples", "val_examples", "normalization",
-)
 #: The largest seed: NumPy's generators take any, the frameworks 64 bits.
 MAX_SEED = 2**63 - 1
 #: Adam's step count must fit JAX's int32 counter.
@@ -39,10 +34,11 @@ FIX = "put back what the run was started with, or start a new run in another fol
 # key -> (JSON type names, Python types); bool is refused where an integer is expected.
 _INT, _NUMBER, _TEXT = ("an integer", (int,)), ("a number", (int, float)), ("a string", (str,))
 CONFIG_TYPES: dict[str, tuple[str, tuple[type, ...]]] = {
-    "backend": _TEXT, "model": _TEXT, "num_classes": _INT, "input_shape": ("a list of 3 integers", (list,)),
-    "optimizer": _TEXT, "lr": _NUMBER, "momentum": _NUMBER, "weight_decay": _NUMBER, "seed": _INT,
-    "device": _TEXT, "epochs": _INT, "dataset": _TEXT, "batch_size": _INT, "data_seed": _INT,
-    "train_examples": _INT, "val_examples": _INT, "normalization": ("an object with mean and std", (dict,)),
+    "backend": _TEXT,
+    **{f.name: f.metadata["json"] for settings in (Hyperparameters, DataSettings) for f in fields(settings)
+       if f.metadata.get("json")},  # every setting config.json records with a type (common/settings.py)
+    "epochs": _INT, "data_seed": _INT, "train_examples": _INT, "val_examples": _INT,
+    "normalization": ("an object with mean and std", (dict,)),
 }
 OPTIONAL_TYPES: dict[str, tuple[str, tuple[type, ...]]] = {
     "data_folder": ("a string or null", (str, type(None))), "deterministic": ("true or false", (bool,)),

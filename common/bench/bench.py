@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from ...data import load_data
 from ..checkpoint import write_text_atomic
-from ..models import RECIPES
+from ..settings import DataSettings, Hyperparameters, with_recipe
 from ..runinfo import now
 from ..runlock import claim_folder
 from .frameworks import framework_of, keras_backends
-from .jobs import run_job
+from .jobs import make_job, run_job
 from .machine import describe_machine, run_header
 from .schemas import BENCH_SCHEMA_ID, write_report
 from .tables import fmt, markdown_table, mib, ratio, versions_line
@@ -42,19 +41,15 @@ class BenchOptions:
     epochs: int = 2
     rounds: int = 1
     device: str = "auto"
-    dataset: str = "fashion-mnist"
-    data_dir: str | None = None
-    limit_train: int | None = None
+    data: DataSettings = DataSettings()  # the dataset and its limit; the batch sizes are the bench's
     seed: int = 0
-    download: bool = True
     timeout: float | None = None
 
 
 def run_bench(opts: BenchOptions, out: Path | None, *, command: str,
               echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every job, print nothing but progress; return (and with ``out``, write) the report."""
-    data = load_data(opts.dataset, data_dir=opts.data_dir, limit_train=opts.limit_train, limit_val=1,
-                     download=opts.download, seed=opts.seed)  # fail fast, download once
+    data = replace(opts.data, limit_val=1).load(seed=opts.seed)  # fail fast, download once
     config = {"backends": opts.backends, "models": opts.models, "batch_sizes": opts.batch_sizes,
               "references": opts.references, "epochs": opts.epochs, "rounds": opts.rounds, "device": opts.device,
               "dataset": data.name, "train_examples": len(data.train.y), "seed": opts.seed}
@@ -91,13 +86,11 @@ def _run_once(opts: BenchOptions, model: str, batch_size: int, name: str, round_
               echo) -> dict[str, Any]:
     """One worker process: ``opts.epochs`` timed epochs of one backend or reference."""
     kind, framework = _kind_and_framework(name)
-    recipe = RECIPES[model]
-    args = {"model": model, "device": opts.device, "seed": opts.seed, "dataset": opts.dataset,
-            "data_dir": opts.data_dir, "batch_size": batch_size, "limit_train": opts.limit_train, "limit_val": 1,
-            "download": False, "progress": False, "lr": recipe.lr, "momentum": recipe.momentum,
-            "weight_decay": 0.0, "optimizer": "sgd"}
-    job = {"kind": {"crossframe": "epochs"}.get(kind, kind), "backend": name, "framework": framework,
-           "epochs": opts.epochs, "args": args}
+    lr, momentum = with_recipe(model, None, None)
+    hparams = Hyperparameters(model=model, lr=lr, momentum=momentum, optimizer="sgd", seed=opts.seed,
+                              device=opts.device)
+    job = make_job({"crossframe": "epochs"}.get(kind, kind), name, framework, opts.epochs, hparams,
+                   replace(opts.data, batch_size=batch_size, limit_val=1, download=False))
     env = {"KERAS_BACKEND": framework} if kind == "keras" else {}
     if opts.device == "cpu" and kind != "crossframe":  # the references have no device flag: hide the GPUs
         env |= {"CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu"}

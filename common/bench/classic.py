@@ -10,7 +10,6 @@ This module imports torch: only the bench worker imports it, in the process that
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from ...data import read_idx
-from ..commands.options import classifier_kwargs, load_data_from_args
-from ..registry import classifier
+from ..registry import classifier_for
+from .jobs import job_settings
 from .timing import timed_epochs
 
 try:  # pragma: no cover - depends on the machine
@@ -84,12 +83,12 @@ def time_epochs(job: dict[str, Any], folder: Path, result: dict[str, Any]) -> No
     The network and its SGD are crossframe's torch ones (the same ``nn.Sequential`` and
     ``torch.optim.SGD`` a tutorial writes), so only the input pipeline differs from the torch backend.
     """
-    args = argparse.Namespace(**job["args"])
-    data = load_data_from_args(args)
+    hparams, settings = job_settings(job)
+    data = settings.load(seed=hparams.seed)
     images = read_idx(data.source["train_images"]["path"])[: len(data.train.y)]  # uint8, as torchvision keeps them
-    loader = DataLoader(ClassicMNIST(images, data.train.y, data.mean, data.std), batch_size=args.batch_size,
+    loader = DataLoader(ClassicMNIST(images, data.train.y, data.mean, data.std), batch_size=settings.batch_size,
                         shuffle=True)
-    clf = classifier("torch", args.model, **classifier_kwargs(args, data.input_shape, data.num_classes))
+    clf = classifier_for("torch", hparams.for_data(data))
     device = next(clf.net.parameters()).device
     result.update(device=str(device), versions={"torch": torch.__version__}, transforms=TRANSFORMS,
                   train_examples=len(data.train.y))

@@ -9,53 +9,50 @@ backend's parameters are from the first successful backend's after every epoch a
 
 from __future__ import annotations
 
-import argparse
 import statistics
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from ..checkpoint import load_params, write_text_atomic
-from ..commands.options import load_data_from_args, resolve_recipe
 from ..plots import plot_curves
-from ..registry import BACKENDS
+from ..registry import backend_names
 from ..runlock import claim_folder
 from ..runinfo import now
+from ..settings import DataSettings, Hyperparameters
 from .frameworks import framework_of
-from .jobs import run_job
+from .jobs import make_job, run_job
 from .machine import describe_machine, run_header
 from .schemas import COMPARE_SCHEMA_ID, write_report
 from .tables import fmt, markdown_table, mib, versions_line
 
-# The flags of ``crossframe train`` that a worker needs to repeat the same run.
-TRAIN_FIELDS = ("model", "device", "seed", "dataset", "data_dir", "batch_size", "limit_train", "limit_val", "epochs",
-                "lr", "momentum", "weight_decay", "optimizer", "num_classes")
 #: What a comparison writes in its folder besides one run folder per backend.
 COMPARE_FILES = ("compare.json", "report.md", "curves.png", "report.html")
 
 
-def run_compare(args: argparse.Namespace, backends: list[str], out: Path, *, command: str,
-                timeout: float | None = None, echo: Callable[[str], None] = print) -> dict[str, Any]:
+def run_compare(backends: list[str], hparams: Hyperparameters, settings: DataSettings, epochs: int, out: Path, *,
+                command: str, timeout: float | None = None, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Train on each backend in turn, then write and return the comparison; ``out`` is locked
     meanwhile, and refused if it holds an earlier comparison (a comparison is never overwritten)."""
-    resolve_recipe(args)
-    data = load_data_from_args(args)  # once, here: a missing dataset fails before any worker starts
-    with claim_folder(out, (*COMPARE_FILES, *BACKENDS), "a comparison"):
-        return _compare(args, data, backends, out, command=command, timeout=timeout, echo=echo)
+    data = settings.load(seed=hparams.seed)  # once, here: a missing dataset fails before any worker starts
+    with claim_folder(out, (*COMPARE_FILES, *backend_names()), "a comparison"):
+        return _compare(backends, hparams, settings, epochs, data, out, command=command, timeout=timeout, echo=echo)
 
 
-def _compare(args: argparse.Namespace, data, backends: list[str], out: Path, *, command: str,
-             timeout: float | None, echo: Callable[[str], None]) -> dict[str, Any]:
-    job_args = {field: getattr(args, field) for field in TRAIN_FIELDS} | {"download": False, "progress": False}
-    config = job_args | {"dataset": data.name, "train_examples": len(data.train.y),
-                         "val_examples": len(data.val.y), "backends": list(backends)}
-    del config["download"], config["progress"]
+def _compare(backends: list[str], hparams: Hyperparameters, settings: DataSettings, epochs: int, data, out: Path, *,
+             command: str, timeout: float | None, echo: Callable[[str], None]) -> dict[str, Any]:
+    chosen = {f.name: getattr(hparams, f.name) for f in fields(hparams) if f.metadata.get("flag")}
+    config = chosen | asdict(settings) | {"epochs": epochs, "dataset": data.name, "train_examples": len(data.train.y),
+                                          "val_examples": len(data.val.y), "backends": list(backends)}
+    del config["download"]
+    worker_data = replace(settings, download=False)  # the data are here now
     started, machine = now(), describe_machine()
     results = {}
     for backend in backends:
         echo(f"== {backend}")
-        job = {"kind": "train", "backend": backend, "framework": framework_of(backend), "args": job_args}
+        job = make_job("train", backend, framework_of(backend), epochs, hparams, worker_data)
         results[backend] = run_job(job, out / backend, timeout=timeout,
                                    echo=lambda line, b=backend: echo(f"[{b}] {line}"))
         if results[backend]["status"] != "ok":

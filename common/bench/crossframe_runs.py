@@ -3,26 +3,25 @@ timed epochs for ``bench``. Both start from ``init_params`` and the shared batch
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 from typing import Any
 
-from ..commands.options import classifier_kwargs, load_data_from_args
-from ..registry import classifier, load_backend
+from ..registry import classifier_for, load_backend
 from ..trainer import Trainer
+from .jobs import job_settings
 from .timing import echo, timed_epochs
 
 
 def _setup(job: dict[str, Any], result: dict[str, Any]):
     """Import the framework, load the data, build the classifier; record how long each took."""
-    args = argparse.Namespace(**job["args"])
+    hparams, settings = job_settings(job)
     start = time.perf_counter()
     load_backend(job["backend"])  # a missing framework fails here, before the data is read
     result["import_seconds"] = time.perf_counter() - start
-    data = load_data_from_args(args)
+    data = settings.load(seed=hparams.seed)
     start = time.perf_counter()
-    model = classifier(job["backend"], args.model, **classifier_kwargs(args, data.input_shape, data.num_classes))
+    model = classifier_for(job["backend"], hparams.for_data(data))
     result["setup_seconds"] = time.perf_counter() - start
     result.update(device=model.device, versions=model.framework_versions(), train_examples=len(data.train.y),
                   val_examples=len(data.val.y))
@@ -40,7 +39,7 @@ def train(job: dict[str, Any], folder: Path, result: dict[str, Any]) -> None:
         clf.save(folder / f"params-epoch{record['epoch']}.npz")
         history.append(record)
 
-    Trainer(job["args"]["epochs"], progress=False, out_dir=folder, log=echo, on_epoch_end=on_epoch_end).fit(model, data)
+    Trainer(job["epochs"], progress=False, out_dir=folder, log=echo, on_epoch_end=on_epoch_end).fit(model, data)
 
 
 def time_epochs(job: dict[str, Any], folder: Path, result: dict[str, Any]) -> None:

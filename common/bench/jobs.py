@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict
 import subprocess
 import sys
 import threading
@@ -20,9 +21,22 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..checkpoint import write_json_atomic
+from ..settings import DataSettings, Hyperparameters
 
 WORKER_MODULE = "crossframe.common.bench.worker"
 STATUSES = ("ok", "unavailable", "failed")  # unavailable: the backend, framework or device is not here
+
+
+def make_job(kind: str, backend: str, framework: str, epochs: int, hparams: Hyperparameters,
+             data: DataSettings) -> dict[str, Any]:
+    """A job record (job.json): what the worker runs, its settings as the two dataclasses' fields."""
+    return {"kind": kind, "backend": backend, "framework": framework, "epochs": epochs,
+            "hparams": asdict(hparams), "data": asdict(data)}
+
+
+def job_settings(job: dict[str, Any]) -> tuple[Hyperparameters, DataSettings]:
+    """The Hyperparameters and DataSettings of a job record, as :func:`make_job` wrote them."""
+    return Hyperparameters(**job["hparams"]), DataSettings(**job["data"])
 
 
 def run_job(

@@ -12,7 +12,6 @@ This module imports keras: only the bench worker imports it, in the process that
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from pathlib import Path
@@ -21,7 +20,6 @@ from typing import Any
 import keras
 import numpy as np
 
-from ..commands.options import load_data_from_args, resolve_recipe
 from ..errors import DeviceUnavailable, UserError
 from ..init import init_params
 from ..models import (
@@ -40,6 +38,7 @@ from ..models import (
 )
 from ..precision import on_gpu
 from .frameworks import loaded_versions
+from .jobs import job_settings
 from .timing import echo
 
 
@@ -135,24 +134,23 @@ def _sees_gpu() -> bool:
 
 def time_epochs(job: dict[str, Any], folder: Path, result: dict[str, Any]) -> None:
     """The bench worker's job: ``model.fit`` for ``epochs`` epochs, each one timed."""
-    args = argparse.Namespace(**job["args"])
-    resolve_recipe(args)
-    if args.optimizer != "sgd" or args.weight_decay:
+    hparams, settings = job_settings(job)
+    if hparams.optimizer != "sgd" or hparams.weight_decay:
         raise UserError("the Keras reference runs SGD without weight decay (Keras decouples weight decay)")
     backend = keras.backend.backend()
-    if args.device == "gpu" and not _sees_gpu():
+    if hparams.device == "gpu" and not _sees_gpu():
         raise DeviceUnavailable(f"--device gpu was asked for, but Keras's {backend} backend sees no GPU")
-    data = load_data_from_args(args)
+    data = settings.load(seed=hparams.seed)
     X = np.ascontiguousarray(data.train.X.transpose(0, 2, 3, 1))  # NHWC, as a Keras user feeds it
-    spec = build_spec(args.model, input_shape=data.input_shape, num_classes=data.num_classes)
-    model = build_model(spec, init_params(args.model, seed=args.seed, num_classes=data.num_classes,
+    spec = build_spec(hparams.model, input_shape=data.input_shape, num_classes=data.num_classes)
+    model = build_model(spec, init_params(hparams.model, seed=hparams.seed, num_classes=data.num_classes,
                                           input_shape=data.input_shape))
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=args.lr, momentum=args.momentum),
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=hparams.lr, momentum=hparams.momentum),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     result.update(device="gpu" if _sees_gpu() else "cpu", keras_backend=backend,
                   versions=loaded_versions("keras", backend), train_examples=len(data.train.y),
                   jit_compile=bool(model.jit_compile), env_keras_backend=os.environ.get("KERAS_BACKEND"))
     seconds = result.setdefault("epoch_seconds", [])
-    history = model.fit(X, data.train.y, batch_size=args.batch_size, epochs=job["epochs"], shuffle=True, verbose=0,
+    history = model.fit(X, data.train.y, batch_size=settings.batch_size, epochs=job["epochs"], shuffle=True, verbose=0,
                         callbacks=[EpochTimer(seconds, job["epochs"])])
     result.update(train_loss=float(history.history["loss"][-1]), train_acc=float(history.history["accuracy"][-1]))

@@ -6,10 +6,16 @@ import argparse
 import shlex
 from pathlib import Path
 
-from ..classifier import DEVICES
+from ..devices import DEVICES
 from ..models import MODELS
-from ..registry import BACKENDS
-from .options import comma_list, dataset_name, folder_path, positive_float, positive_int
+from ..registry import backend_names
+from ..settings import Hyperparameters
+from .options import (add_data_options, add_settings, comma_list, data_settings_from_args, folder_path,
+                      positive_float, positive_int, settings_flags)
+
+
+# the data flags of bench (its batch sizes are a list of its own, it validates on nothing)
+DATA_OPTIONS = ("dataset", "data_dir", "limit_train", "download")
 
 
 def add_parser(sub) -> None:
@@ -27,8 +33,8 @@ def add_parser(sub) -> None:
             "over both; --out writes bench.json and bench.md."
         ),
     )
-    parser.add_argument("--backends", type=comma_list(BACKENDS), metavar="LIST",
-                        help=f"comma-separated, from {', '.join(BACKENDS)} (default: every backend installed here)")
+    parser.add_argument("--backends", type=comma_list(backend_names()), metavar="LIST",
+                        help=f"comma-separated, from {', '.join(backend_names())} (default: every backend installed here)")
     parser.add_argument("--models", type=comma_list(MODELS), default=["mlp", "cnn"], metavar="LIST",
                         help=f"comma-separated, from {', '.join(MODELS)}, or all (default: mlp,cnn)")
     parser.add_argument("--batch-sizes", type=comma_list(None, item=positive_int), default=[64, 256], metavar="LIST",
@@ -43,13 +49,8 @@ def add_parser(sub) -> None:
     parser.add_argument("--rounds", type=positive_int, default=1,
                         help="run everything this many times, round-robin, and take medians over the rounds: "
                              "steadier figures on a busy machine (default: 1)")
-    parser.add_argument("--dataset", default="fashion-mnist", type=dataset_name, metavar="NAME|DIR",
-                        help="default: fashion-mnist")
-    parser.add_argument("--data-dir", metavar="DIR", help="look here first for the dataset files")
-    parser.add_argument("--limit-train", type=positive_int, metavar="N",
-                        help="time on the first N training images only (the targets need the full set)")
-    parser.add_argument("--seed", type=int, default=0, help="default: 0")
-    parser.add_argument("--no-download", dest="download", action="store_false", help="never download")
+    add_data_options(parser, DATA_OPTIONS)
+    add_settings(parser, Hyperparameters, ("seed",))
     parser.add_argument("--timeout", type=positive_float, metavar="SECONDS",
                         help="stop a run after this long and report it as failed (default: no limit)")
     parser.add_argument("--out", type=folder_path, metavar="DIR",
@@ -71,9 +72,8 @@ def run(args) -> int:
     references = [name for name in args.references if name != "none"]
     opts = BenchOptions(
         backends=args.backends or list(installed_backends()), models=args.models, batch_sizes=args.batch_sizes,
-        references=references, epochs=args.epochs, rounds=args.rounds, device=args.device, dataset=args.dataset,
-        data_dir=args.data_dir, limit_train=args.limit_train, seed=args.seed, download=args.download,
-        timeout=args.timeout,
+        references=references, epochs=args.epochs, rounds=args.rounds, device=args.device,
+        data=data_settings_from_args(args), seed=args.seed, timeout=args.timeout,
     )
     report = run_bench(opts, args.out, command=command_line(opts, args.out),
                        echo=lambda line: print(line, flush=True))
@@ -88,9 +88,9 @@ def command_line(opts, out: Path | None) -> str:
     words = ["crossframe", "bench", "--backends", ",".join(opts.backends), "--models", ",".join(opts.models),
              "--batch-sizes", ",".join(map(str, opts.batch_sizes)),
              "--references", ",".join(opts.references) or "none", "--device", opts.device,
-             "--epochs", str(opts.epochs), "--rounds", str(opts.rounds), "--dataset", opts.dataset, "--seed", str(opts.seed)]
-    for flag, value in (("--data-dir", opts.data_dir), ("--limit-train", opts.limit_train),
-                        ("--timeout", opts.timeout), ("--out", out)):
+             "--epochs", str(opts.epochs), "--rounds", str(opts.rounds), "--seed", str(opts.seed),
+             *settings_flags(opts.data, names=DATA_OPTIONS)]
+    for flag, value in (("--timeout", opts.timeout), ("--out", out)):
         if value is not None:
             words += [flag, str(value)]
-    return shlex.join(words + ([] if opts.download else ["--no-download"]))
+    return shlex.join(words)

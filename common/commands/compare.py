@@ -6,8 +6,9 @@ import shlex
 from datetime import datetime
 from pathlib import Path
 
-from ..registry import BACKENDS
-from .options import add_training_options, comma_list, folder_path, positive_float, resolve_recipe
+from ..registry import backend_names
+from .options import (add_training_options, comma_list, data_settings_from_args, folder_path,
+                      hyperparameters_from_args, positive_float, settings_flags)
 
 
 def add_parser(sub) -> None:
@@ -24,8 +25,8 @@ def add_parser(sub) -> None:
             "code 1 when any backend did not finish."
         ),
     )
-    parser.add_argument("--backends", type=comma_list(BACKENDS), metavar="LIST",
-                        help=f"comma-separated, from {', '.join(BACKENDS)}; the first that finishes is the reference "
+    parser.add_argument("--backends", type=comma_list(backend_names()), metavar="LIST",
+                        help=f"comma-separated, from {', '.join(backend_names())}; the first that finishes is the reference "
                              "for parameter differences (default: every backend installed here)")
     add_training_options(parser)
     parser.add_argument("--out", type=folder_path, metavar="DIR",
@@ -36,28 +37,18 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..bench.compare import COMPARE_FILES, TRAIN_FIELDS, render_tables, run_compare
+    from ..bench.compare import COMPARE_FILES, render_tables, run_compare
     from ..registry import installed_backends
 
-    resolve_recipe(args)
+    hparams, settings = hyperparameters_from_args(args), data_settings_from_args(args)
     backends = args.backends or list(installed_backends())
     out = args.out or Path("runs") / f"compare-{Path(args.dataset).name}-{args.model}-{datetime.now():%Y%m%d-%H%M%S}"
-    report = run_compare(args, backends, out, command=command_line(args, backends, out, TRAIN_FIELDS),
-                         timeout=args.timeout, echo=lambda line: print(line, flush=True))
+    command = shlex.join(["crossframe", "compare", "--backends", ",".join(backends), *settings_flags(hparams, settings),
+                          "--epochs", str(args.epochs), "--out", str(out)])
+    report = run_compare(backends, hparams, settings, args.epochs, out, command=command, timeout=args.timeout,
+                         echo=lambda line: print(line, flush=True))
     print()
     print(render_tables(report))
     written = [str(out / name) for name in COMPARE_FILES if (out / name).exists()]  # no curves when no run finished
     print(f"\nwrote {', '.join(written)}")
     return 0 if all(r["status"] == "ok" for r in report["backends"].values()) else 1
-
-
-def command_line(args, backends: list[str], out: Path, fields) -> str:
-    """The command that repeats this comparison, every setting spelled out."""
-    words = ["crossframe", "compare", "--backends", ",".join(backends)]
-    for field in fields:
-        value = getattr(args, field)
-        if value is not None:
-            words += [f"--{field.replace('_', '-')}", str(value)]
-    if not args.download:
-        words.append("--no-download")
-    return shlex.join([*words, "--out", str(out)])

@@ -6,10 +6,12 @@ import argparse
 import os
 from pathlib import Path
 
-from ..classifier import DEVICES, OPTIMIZERS
+from dataclasses import fields
+
 from ..errors import UserError
-from ..models import MODELS, RECIPES, build_spec
-from ..registry import BACKENDS
+from ..models import MODELS, build_spec
+from ..registry import backend_names
+from ..settings import DataSettings, Hyperparameters, with_recipe
 
 
 def positive_int(text: str) -> int:
@@ -103,31 +105,38 @@ def comma_list(choices, *, item=str, all_means=None):
     return parse
 
 
+def add_settings(parser: argparse.ArgumentParser, settings: type, names: tuple[str, ...] | None = None,
+                 **defaults) -> None:
+    """An option for every field of the dataclass ``settings`` (common/settings.py) that has a
+    flag (only ``names``, when given), parsed, defaulted and explained as its metadata says;
+    ``defaults`` replace a field's default for this command (``crossframe parity``'s batch size)."""
+    for f in fields(settings):
+        meta = f.metadata
+        if not meta.get("flag") or (names is not None and f.name not in names):
+            continue
+        kind = meta["kind"]
+        kw = {"dest": f.name, "help": meta["help"]}
+        if kind == "store_false":
+            parser.add_argument(meta["flag"], action="store_false", **kw)
+            continue
+        default = defaults.get(f.name, meta.get("cli_default", f.default))
+        if f.name in defaults:
+            kw["help"] = f"default: {default}"
+        if isinstance(kind, tuple):
+            kw["choices"] = kind
+        else:
+            kw["type"] = _KINDS[kind]
+        if "metavar" in meta:
+            kw["metavar"] = meta["metavar"]
+        parser.add_argument(meta["flag"], default=default, **kw)
+
+
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="mlp", choices=MODELS,
-                        help="architecture (default: mlp, the classic PyTorch tutorial network)")
-    parser.add_argument("--device", default="auto", choices=DEVICES,
-                        help="auto takes a GPU when the framework sees one (default: auto)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the initial parameters and of the batch order (default: 0)")
+    add_settings(parser, Hyperparameters, ("model", "device", "seed"))
 
 
-def add_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", default="fashion-mnist", type=dataset_name, metavar="NAME|DIR",
-                        help="fashion-mnist (default), mnist, kmnist, or a folder with the four IDX files")
-    parser.add_argument("--data-dir", metavar="DIR",
-                        help="look here first for the dataset files (then $CROSSFRAME_DATA, the cache, "
-                             "/usr/share/datasets)")
-    parser.add_argument("--batch-size", type=positive_int, default=64, help="default: 64")
-    parser.add_argument("--limit-train", type=positive_int, metavar="N",
-                        help="train on the first N training images only")
-    parser.add_argument("--limit-val", type=positive_int, metavar="N",
-                        help="validate on the first N test images only")
-    parser.add_argument("--no-download", dest="download", action="store_false",
-                        help="never download; fail with a message saying where to put the files")
-    parser.add_argument("--num-classes", type=class_count, metavar="K",
-                        help="a folder dataset's class count, where some classes have no training examples "
-                             "(default: its largest label + 1, every class present)")
+def add_data_options(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None, **defaults) -> None:
+    add_settings(parser, DataSettings, names, **defaults)
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
@@ -135,44 +144,44 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     add_model_options(parser)
     add_data_options(parser)
     parser.add_argument("--epochs", type=positive_int, default=10, help="default: 10")
-    recipes = ", ".join(f"{m} {r.lr:g}/{r.momentum:g}" for m, r in RECIPES.items())
-    parser.add_argument("--lr", type=positive_float,
-                        help="learning rate (default: the model's recipe, lr/momentum: " + recipes + ")")
-    parser.add_argument("--momentum", type=unit_interval,
-                        help="SGD momentum, PyTorch's convention b = mu*b + g (default: the model's recipe; "
-                             "ignored by adam)")
-    parser.add_argument("--weight-decay", type=non_negative_float, default=0.0,
-                        help="L2 penalty added to the gradient, as torch.optim does (default: 0)")
-    parser.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS, help="default: sgd")
+    add_settings(parser, Hyperparameters, ("lr", "momentum", "weight_decay", "optimizer"))
     parser.add_argument("--deterministic", action="store_true",
                         help="deterministic ops, for backends with a switch for them (tf); others refuse the flag")
 
 
 def add_backend_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", default="torch", choices=BACKENDS, help="framework (default: torch)")
+    parser.add_argument("--backend", default="torch", choices=backend_names(), help="framework (default: torch)")
 
 
-def resolve_recipe(args: argparse.Namespace) -> None:
-    """Fill ``--lr`` and ``--momentum`` from the model's recipe where the user gave none."""
-    recipe = RECIPES[args.model]
-    if args.lr is None:
-        args.lr = recipe.lr
-    if args.momentum is None:
-        args.momentum = recipe.momentum
+def hyperparameters_from_args(args: argparse.Namespace, data=None) -> Hyperparameters:
+    """The Hyperparameters the flags give (the model's recipe where --lr or --momentum is left out),
+    for ``data``'s images and classes when given."""
+    given = {f.name: getattr(args, f.name) for f in fields(Hyperparameters) if hasattr(args, f.name)
+             and f.metadata.get("flag")}
+    given["lr"], given["momentum"] = with_recipe(given["model"], given.get("lr"), given.get("momentum"))
+    hparams = Hyperparameters(**given)
+    return hparams.for_data(data) if data is not None else hparams
 
 
-def classifier_kwargs(args: argparse.Namespace, input_shape, num_classes: int) -> dict:
-    resolve_recipe(args)
-    return dict(
-        num_classes=num_classes,
-        input_shape=tuple(input_shape),
-        lr=args.lr,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        optimizer=args.optimizer,
-        seed=args.seed,
-        device=args.device,
-    )
+def data_settings_from_args(args: argparse.Namespace) -> DataSettings:
+    """The DataSettings the flags give (the fields a command has no flag for keep their defaults)."""
+    return DataSettings(**{f.name: getattr(args, f.name) for f in fields(DataSettings) if hasattr(args, f.name)})
+
+
+def settings_flags(*settings, names: tuple[str, ...] | None = None) -> list[str]:
+    """The command-line words that give these settings (dataclass instances) again, for a report's
+    "to repeat this run" line: every flagged field (of ``names``, when given) that is set."""
+    words: list[str] = []
+    for value in settings:
+        for f in fields(value):
+            meta, current = f.metadata, getattr(value, f.name)
+            if not meta.get("flag") or current is None or (names is not None and f.name not in names):
+                continue
+            if meta["kind"] == "store_false":
+                words += [] if current else [meta["flag"]]
+            else:
+                words += [meta["flag"], str(current)]
+    return words
 
 
 def check_model_fits(model: str, data) -> None:
@@ -196,16 +205,9 @@ def _fits(model: str, data) -> bool:
 
 
 def load_data_from_args(args: argparse.Namespace):
-    from ...data import load_data
+    return data_settings_from_args(args).load(seed=args.seed, progress=getattr(args, "progress", None))
 
-    return load_data(
-        args.dataset,
-        batch_size=args.batch_size,
-        data_dir=args.data_dir,
-        seed=args.seed,
-        limit_train=args.limit_train,
-        limit_val=args.limit_val,
-        download=args.download,
-        progress=getattr(args, "progress", None),
-        num_classes=getattr(args, "num_classes", None),
-    )
+
+# how the command line parses each kind of setting (common/settings.py's metadata "kind")
+_KINDS = {"int": int, "positive_int": positive_int, "positive_float": positive_float, "unit_interval": unit_interval,
+          "non_negative_float": non_negative_float, "dataset": dataset_name, "path": str, "class_count": class_count}

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from .. import parity, parity_report
 from ..checkpoint import write_json_atomic
-from ..classifier import DEVICES
+from ..devices import DEVICES
 from ..errors import UserError
 from ..models import MODELS
 from ..precision import TF32_MODES
 from ..registry import available_backends, check_backend_name, load_backend
-from .options import dataset_name, positive_int
+from .options import add_data_options, positive_int
 
 
 def add_parser(sub) -> None:
@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
             "Run every backend and the float64 NumPy reference from the same initial parameters on "
             "the same Fashion-MNIST batches and print, per model, the largest differences in logits, "
             "loss and each parameter's gradient; the parameters and optimizer state after three "
-            "SGD-momentum and three Adam updates from the same given gradients, against a bound derived "
+            "SGD-momentum, Adam and AdamW updates from the same given gradients, against a bound derived "
             "from the update's float32 operations; tie-breaking; and the parameters and losses of "
             "--steps training steps. Each figure is shown with the share of its tolerance it used "
             "(README.md, 'Tolerances'); the summary names the smallest margin. Exit code 0 only if every "
@@ -43,13 +43,7 @@ def add_parser(sub) -> None:
     parser.add_argument("--tf32", default="default", choices=TF32_MODES,
                         help="TF32 for float32 matrix products on GPUs: on, off, or each framework's default "
                              "(default: default); no effect on a CPU")
-    parser.add_argument("--batch-size", type=positive_int, default=parity.BATCH_SIZE,
-                        help=f"default: {parity.BATCH_SIZE}")
-    parser.add_argument("--dataset", default="fashion-mnist", type=dataset_name, metavar="NAME|DIR",
-                        help="fashion-mnist (default), mnist, kmnist, or a folder with the four IDX files")
-    parser.add_argument("--data-dir", metavar="DIR", help="look here first for the dataset files")
-    parser.add_argument("--no-download", dest="download", action="store_false",
-                        help="never download; fail with a message saying where to put the files")
+    add_data_options(parser, ("dataset", "data_dir", "batch_size", "download"), batch_size=parity.BATCH_SIZE)
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write every figure to FILE as JSON")
     parser.set_defaults(run=run)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..checkpoint import write_text_atomic
 from ..errors import UserError
 from ..models import MODELS
-from ..registry import BACKENDS
+from ..registry import backend_names
 from .options import comma_list
 
 
@@ -29,8 +29,8 @@ def add_parser(sub) -> None:
     parser.add_argument("model", nargs="?", metavar="MODEL",
                         help=f"for the concepts that depend on one (model, backward), and the page: one of "
                              f"{', '.join(MODELS)} (default: the --compare run's model, else cnn)")
-    parser.add_argument("--backends", type=comma_list(BACKENDS), default=list(BACKENDS), metavar="LIST",
-                        help=f"comma-separated, from {', '.join(BACKENDS)} (default: all; the code is read, not run, "
+    parser.add_argument("--backends", type=comma_list(backend_names()), default=list(backend_names()), metavar="LIST",
+                        help=f"comma-separated, from {', '.join(backend_names())} (default: all; the code is read, not run, "
                              "so no framework needs to be installed)")
     parser.add_argument("--list", action="store_true", help="list the concepts and exit")
     parser.add_argument("--html", type=Path, metavar="FILE", help="write every concept to this HTML page")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import fields
 import sys
 import time
 from datetime import datetime
@@ -22,16 +23,19 @@ from ...data import KNOWN_DATASETS
 from ..console import say
 from ..errors import TrainingInterrupted, UserError
 from ..optim import describe
-from ..registry import classifier, load_backend
+from ..registry import classifier_for, load_backend
 from ..runfolder import RunFolder
+from ..settings import DataSettings, Hyperparameters
 from ..trainer import Trainer
-from .options import (add_backend_option, add_training_options, check_model_fits, classifier_kwargs, folder_path,
-                      load_data_from_args)
+from .options import (add_backend_option, add_training_options, check_model_fits, folder_path,
+                      hyperparameters_from_args, load_data_from_args)
 
 #: The options that --resume accepts with any value; every other one comes from the run's config.json.
 RESUME_MAY_CHANGE = ("epochs", "device", "data_dir", "progress", "download", "resume")
-#: Given with --resume, these flags are held to config.json's key of the same name...
-RESUME_SAME_AS_CONFIG = ("backend", "model", "optimizer", "lr", "momentum", "weight_decay", "seed", "batch_size",
+#: Given with --resume, these flags are held to config.json's key of the same name: the backend, every
+#: setting a resumed run keeps (common/settings.py), --num-classes (config.json's num_classes) and --deterministic.
+RESUME_SAME_AS_CONFIG = ("backend", *(f.name for settings in (Hyperparameters, DataSettings) for f in fields(settings)
+                                      if f.metadata.get("flag") and f.metadata["same_run"]),
                          "num_classes", "deterministic")
 #: ... and these decide config.json's train_examples / val_examples, compared once the data are loaded.
 RESUME_LIMITS = ("limit_train", "limit_val")
@@ -100,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         _check_limits(args, given, config, data)
     check_model_fits(args.model, data)
-    model = classifier(args.backend, args.model, **classifier_kwargs(args, data.input_shape, data.num_classes))
+    model = classifier_for(args.backend, hyperparameters_from_args(args, data))
     if args.resume is not None:
         say(f"resuming {out} after epoch {done} of {args.epochs}")
     say(
