@@ -2,7 +2,9 @@
 
 Parameters are ``dict[str, np.ndarray]``, float32, canonical names and layout
 (common/models.py), saved as ``.npz`` (NumPy) or ``.safetensors``. A file written by one
-backend loads into any other.
+backend loads into any other. A model with BatchNorm saves its buffers in the same file, under
+PyTorch's names (``bn1.running_mean``, ``bn1.running_var``, ``bn1.num_batches_tracked`` int64):
+``Classifier.state_dict()`` is what a file holds (common/batchnorm.py checks the buffers).
 
 Optimizer state uses the same form, with names that say what each array is:
 ``momentum.<param>`` (SGD's momentum buffer, PyTorch's convention ``b = mu*b + g``),
@@ -88,7 +90,9 @@ def load_arrays(path) -> dict[str, np.ndarray]:
 
 
 def save_params(path, params: dict[str, np.ndarray]) -> None:
-    save_arrays(path, {name: np.asarray(value, dtype=np.float32) for name, value in params.items()})
+    """Save parameters (and BatchNorm buffers) as float32; integer arrays (``num_batches_tracked``) stay int64."""
+    save_arrays(path, {name: np.asarray(value) if np.asarray(value).dtype.kind in "iu" else
+                       np.asarray(value, dtype=np.float32) for name, value in params.items()})
 
 
 def load_params(path) -> dict[str, np.ndarray]:

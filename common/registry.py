@@ -81,6 +81,7 @@ def classifier(
     optimizer: str = "sgd",
     seed: int = 0,
     device: str = "auto",
+    dropout_rng: str = "shared",
 ) -> Classifier:
     """A ``Classifier`` of ``model`` in ``backend``, starting from ``init_params(model, seed=seed)``."""
     cls = load_backend(backend).CLASSIFIER
@@ -94,6 +95,7 @@ def classifier(
         optimizer=optimizer,
         seed=seed,
         device=device,
+        dropout_rng=dropout_rng,
     )
 
 

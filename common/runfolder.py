@@ -41,7 +41,7 @@ from .plots import plot_curves
 #: What must match between a saved run and the run that continues it (config.json keys).
 SAME_RUN_KEYS = (
     "model", "num_classes", "input_shape", "optimizer", "lr", "momentum", "weight_decay", "seed",
-    "batch_size", "data_seed", "train_examples", "val_examples", "normalization",
+    "batch_size", "data_seed", "train_examples", "val_examples", "normalization", "dropout_rng",
 )
 FILES = ("checkpoint.npz", "params.npz", "optimizer.npz", "metrics.jsonl", "curves.png")
 

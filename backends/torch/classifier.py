@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from ...common.checks import check_finite, check_image_shape, check_labels
 from ...common.classifier import Classifier
+from . import dropout
 from .device import resolve_device
 from .models import build_network
 
@@ -20,14 +21,19 @@ class TorchClassifier(Classifier):
     def __init__(self, model: str, **hparams: Any) -> None:
         super().__init__(model, **hparams)
         self._device = resolve_device(self.hparams.device)
-        self.net = build_network(self.spec).to(self._device)
+        self.net = build_network(self.spec, native_dropout=self.hparams.dropout_rng == "native").to(self._device)
+        self.dropouts = [m for m in self.net.modules() if isinstance(m, dropout.Dropout)]
         self.set_params(self.initial_params())
+        self.set_buffers(self.initial_buffers())
         self.optimizer = self.configure_optimizers()
         self._on_device: dict[int, tuple[np.ndarray, torch.Tensor]] = {}
 
     # ------------------------------------------------------------------ the contract
 
-    def forward(self, X) -> torch.Tensor:
+    def forward(self, X, *, train: bool = False) -> torch.Tensor:
+        if train:
+            return self._train_mode(self._images(X))
+        self.net.eval()
         return self.net(self._images(X))
 
     def loss(self, Y_hat, Y) -> torch.Tensor:
@@ -48,7 +54,7 @@ class TorchClassifier(Classifier):
     def gradients(self, batch) -> dict[str, np.ndarray]:
         X, y = batch
         self.net.zero_grad(set_to_none=True)
-        F.cross_entropy(self.net(self._images(X)), self._labels(y)).backward()
+        F.cross_entropy(self._train_mode(self._images(X)), self._labels(y)).backward()
         grads = {name: p.grad.detach().cpu().numpy().copy() for name, p in self.net.named_parameters()}
         self.net.zero_grad(set_to_none=True)
         return grads
@@ -61,6 +67,15 @@ class TorchClassifier(Classifier):
         with torch.no_grad():
             for name, p in self.net.named_parameters():
                 p.copy_(torch.from_numpy(params[name]))
+
+    def get_buffers(self) -> dict[str, np.ndarray]:
+        return {name: b.detach().cpu().numpy().copy() for name, b in self.net.named_buffers()}
+
+    def set_buffers(self, buffers: dict[str, np.ndarray]) -> None:
+        buffers = self.check_buffers(buffers)
+        with torch.no_grad():
+            for name, b in self.net.named_buffers():
+                b.copy_(torch.from_numpy(buffers[name]))
 
     def get_optimizer_state(self) -> dict[str, np.ndarray]:
         state: dict[str, np.ndarray] = {}
@@ -104,7 +119,8 @@ class TorchClassifier(Classifier):
             yield X[idx], y[idx]
 
     def _train_step(self, X: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        self.net.train()
+        self.net.train()  # BatchNorm: batch statistics, running ones updated; dropout: masks drawn
+        self._set_mask_key()
         logits = self.net(X)
         loss = F.cross_entropy(logits, y)
         self.optimizer.zero_grad(set_to_none=True)
@@ -123,6 +139,21 @@ class TorchClassifier(Classifier):
         self.net.eval()
         logits = self.net(X)
         return _metrics(logits, y, F.cross_entropy(logits, y))
+
+    def _train_mode(self, X: torch.Tensor) -> torch.Tensor:
+        """The logits of a training step at ``mask_key()``, leaving every buffer as it is: the
+        network runs on copies of its buffers, which BatchNorm updates instead."""
+        self.net.train()
+        self._set_mask_key()
+        state = {**dict(self.net.named_parameters()), **{n: b.clone() for n, b in self.net.named_buffers()}}
+        return torch.func.functional_call(self.net, state, (X,))
+
+    def _set_mask_key(self) -> None:
+        for module in self.dropouts:
+            module.key = self.mask_key()
+
+    def _keep_mask(self, layer, shape: tuple[int, ...]) -> torch.Tensor:
+        return dropout.keep_mask(self.mask_key(), layer.layer, shape, layer.p, self._device)
 
     # ------------------------------------------------------------------ conversions
 

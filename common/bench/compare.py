@@ -28,7 +28,7 @@ from .tables import fmt, markdown_table, mib, versions_line
 
 # The flags of ``crossframe train`` that a worker needs to repeat the same run.
 TRAIN_FIELDS = ("model", "device", "seed", "dataset", "data_dir", "batch_size", "limit_train", "limit_val", "epochs",
-                "lr", "momentum", "weight_decay", "optimizer")
+                "lr", "momentum", "weight_decay", "optimizer", "dropout_rng")
 
 
 def run_compare(args: argparse.Namespace, backends: list[str], out: Path, *, command: str,

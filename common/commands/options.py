@@ -6,6 +6,7 @@ import argparse
 import os
 
 from ..classifier import DEVICES, OPTIMIZERS
+from ..dropout import DROPOUT_RNGS
 from ..errors import UserError
 from ..models import MODELS, RECIPES, build_spec
 from ..registry import BACKENDS
@@ -124,6 +125,9 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight-decay", type=non_negative_float, default=0.0,
                         help="L2 penalty added to the gradient, as torch.optim does (default: 0)")
     parser.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS, help="default: sgd")
+    parser.add_argument("--dropout-rng", default="shared", choices=DROPOUT_RNGS,
+                        help="dropout masks from crossframe's shared hash, the same in every backend (shared), or from "
+                             "the framework's own generator (native: the same keep rate, other masks) (default: shared)")
     parser.add_argument("--deterministic", action="store_true",
                         help="deterministic ops, for backends with a switch for them (tf); others refuse the flag")
 
@@ -152,6 +156,7 @@ def classifier_kwargs(args: argparse.Namespace, input_shape, num_classes: int) -
         optimizer=args.optimizer,
         seed=args.seed,
         device=args.device,
+        dropout_rng=args.dropout_rng,
     )
 
 

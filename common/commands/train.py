@@ -121,6 +121,7 @@ def _settings_from_run(args: argparse.Namespace) -> int:
     done = folder.read_checkpoint().epoch
     for key in ("backend", "model", "optimizer", "lr", "momentum", "weight_decay", "seed", "batch_size"):
         setattr(args, key, config[key])
+    args.dropout_rng = config.get("dropout_rng", "shared")  # runs from before the option drew no masks
     args.limit_train, args.limit_val = config["train_examples"], config["val_examples"]
     folder_given = args.data_dir or config.get("data_folder")
     if config["dataset"] in KNOWN_DATASETS:
