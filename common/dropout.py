@@ -154,9 +154,9 @@ class _NumpyUInt32:
 NUMPY_OPS = _NumpyUInt32()
 
 
-def numpy_keep_mask(seed: int, position: StepPosition, layer: int, shape: tuple[int, ...], p: float) -> np.ndarray:
-    """The reference keep mask of ``shape`` (canonical layout), as NumPy booleans."""
-    seed_w, epoch_w, step_w = (np.asarray(w) for w in key_words(seed, position))
+def numpy_keep_mask(key: np.ndarray, layer: int, shape: tuple[int, ...], p: float) -> np.ndarray:
+    """The reference keep mask of ``shape`` (canonical layout) at ``key`` (``key_words``), as NumPy booleans."""
+    seed_w, epoch_w, step_w = (np.asarray(w, np.uint32) for w in key)
     index = np.arange(int(np.prod(shape)), dtype=np.uint32).reshape(shape)
     with np.errstate(over="ignore"):
         return keep_mask(NUMPY_OPS, seed_w, epoch_w, step_w, layer, index, p)
