@@ -18,6 +18,12 @@ keeps its variables in TensorFlow's layout and converts at the boundary:
 
 A network whose spec has no spatial layer (softmax, mlp) never leaves the NCHW input
 layout: flattening NCHW already gives the canonical order.
+
+BatchNorm is written by hand (:class:`BatchNorm`): TensorFlow's only BatchNorm layer outside
+tf.nn's building blocks is Keras's, which this backend does not use (and whose defaults,
+epsilon 1e-3 and momentum 0.99 on the old statistic, with a biased running variance, are not
+PyTorch's). Its running statistics are non-trainable variables (:class:`Buffer`), per channel,
+so they need no layout conversion.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ import numpy as np
 import tensorflow as tf
 
 from ...common import models as spec
+from ...common.batchnorm import EPS, update_running
+from .dropout import Dropout
 
 _SPATIAL = (spec.Conv2d, spec.MaxPool2d, spec.AvgPool2d, spec.GlobalAvgPool, spec.Residual)
 
@@ -41,6 +49,14 @@ class Parameter:
     variable: tf.Variable
     to_native: Callable[[np.ndarray], np.ndarray]
     to_canonical: Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True, eq=False)
+class Buffer:
+    """One non-trainable tf.Variable under its canonical name (BatchNorm's state; no layout change)."""
+
+    name: str
+    variable: tf.Variable
 
 
 def _same(value: np.ndarray) -> np.ndarray:
@@ -57,16 +73,17 @@ class Dense(tf.Module):
     def __init__(self, layer: spec.Linear, feature_map: tuple[int, int, int] | None = None) -> None:
         super().__init__(name=layer.name)
         self.kernel = tf.Variable(tf.zeros([layer.in_features, layer.out_features]), name="kernel")
-        self.bias = tf.Variable(tf.zeros([layer.out_features]), name="bias")
+        self.bias = tf.Variable(tf.zeros([layer.out_features]), name="bias") if layer.bias else None
         self.feature_map = feature_map
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        return tf.matmul(x, self.kernel) + self.bias
+        out = tf.matmul(x, self.kernel)
+        return out + self.bias if self.bias is not None else out
 
     def parameters(self, prefix: str) -> list[Parameter]:
         return [
             Parameter(f"{prefix}{self.name}.weight", self.kernel, self._kernel_to_native, self._kernel_to_canonical),
-            Parameter(f"{prefix}{self.name}.bias", self.bias, _same, _same),
+            *_bias(self, prefix),
         ]
 
     def _kernel_to_native(self, weight: np.ndarray) -> np.ndarray:
@@ -89,47 +106,104 @@ class Conv2d(tf.Module):
         super().__init__(name=layer.name)
         k = layer.kernel_size
         self.kernel = tf.Variable(tf.zeros([k, k, layer.in_channels, layer.out_channels]), name="kernel")
-        self.bias = tf.Variable(tf.zeros([layer.out_channels]), name="bias")
+        self.bias = tf.Variable(tf.zeros([layer.out_channels]), name="bias") if layer.bias else None
         self.stride = layer.stride
         self.padding = [[0, 0], [layer.padding, layer.padding], [layer.padding, layer.padding], [0, 0]]
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        return tf.nn.conv2d(x, self.kernel, strides=self.stride, padding=self.padding) + self.bias
+        out = tf.nn.conv2d(x, self.kernel, strides=self.stride, padding=self.padding)
+        return out + self.bias if self.bias is not None else out
 
     def parameters(self, prefix: str) -> list[Parameter]:
         return [
             Parameter(f"{prefix}{self.name}.weight", self.kernel,
                       lambda w: w.transpose(2, 3, 1, 0), lambda k: k.transpose(3, 2, 0, 1)),
-            Parameter(f"{prefix}{self.name}.bias", self.bias, _same, _same),
+            *_bias(self, prefix),
         ]
+
+
+def _bias(layer: Dense | Conv2d, prefix: str) -> list[Parameter]:
+    return [Parameter(f"{prefix}{layer.name}.bias", layer.bias, _same, _same)] if layer.bias is not None else []
+
+
+class BatchNorm(tf.Module):
+    """PyTorch's ``nn.BatchNorm1d/2d`` (common/batchnorm.py) in tf ops, on (N, C) or channels-last
+    (N, H, W, C) inputs: statistics per channel over every other axis.
+
+    ``training``: normalise with the batch's mean and biased variance; ``updates`` (a training
+    step) also moves the running statistics and the counter, assigned inside the traced step.
+    Otherwise: normalise with the running statistics.
+    """
+
+    def __init__(self, layer: spec.BatchNorm) -> None:
+        super().__init__(name=layer.name)
+        c = layer.num_features
+        self.weight = tf.Variable(tf.ones([c]), name="weight")
+        self.bias = tf.Variable(tf.zeros([c]), name="bias")
+        self.running_mean = tf.Variable(tf.zeros([c]), trainable=False, name="running_mean")
+        self.running_var = tf.Variable(tf.ones([c]), trainable=False, name="running_var")
+        self.num_batches_tracked = tf.Variable(tf.constant(0, tf.int64), trainable=False, name="num_batches_tracked")
+        self.axes = [0] if layer.dims == 1 else [0, 1, 2]
+
+    def __call__(self, x: tf.Tensor, training: bool = False, updates: bool = False) -> tf.Tensor:
+        if training:
+            mean = tf.reduce_mean(x, self.axes)
+            var = tf.reduce_mean(tf.square(x - mean), self.axes)
+            if updates:
+                n = tf.cast(tf.size(x) // tf.size(mean), tf.float32)  # values per channel
+                running = update_running(self.running_mean, self.running_var, mean, var, n)
+                self.running_mean.assign(running[0])
+                self.running_var.assign(running[1])
+                self.num_batches_tracked.assign_add(1)
+        else:
+            mean, var = self.running_mean, self.running_var
+        return (x - mean) * tf.math.rsqrt(var + EPS) * self.weight + self.bias
+
+    def parameters(self, prefix: str) -> list[Parameter]:
+        return [Parameter(f"{prefix}{self.name}.weight", self.weight, _same, _same),
+                Parameter(f"{prefix}{self.name}.bias", self.bias, _same, _same)]
+
+    def buffers(self, prefix: str) -> list[Buffer]:
+        return [Buffer(f"{prefix}{self.name}.{kind}", getattr(self, kind))
+                for kind in ("running_mean", "running_var", "num_batches_tracked")]
 
 
 class ResidualBlock(tf.Module):
     """``body(x) + shortcut(x)``; parameters are named ``<block>.<layer>``."""
 
-    def __init__(self, block: spec.Residual) -> None:
+    def __init__(self, block: spec.Residual, native_dropout: bool = False) -> None:
         super().__init__(name=block.name)
-        self.body = [build_layer(layer) for layer in block.body]
-        self.shortcut = [build_layer(layer) for layer in block.shortcut]
+        self.body = [build_layer(layer, native_dropout=native_dropout) for layer in block.body]
+        self.shortcut = [build_layer(layer, native_dropout=native_dropout) for layer in block.shortcut]
 
-    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+    def __call__(self, x: tf.Tensor, training: bool = False, key: tf.Tensor | None = None,
+                 updates: bool = False) -> tf.Tensor:
         out, skip = x, x
         for layer in self.body:
-            out = layer(out)
+            out = call_layer(layer, out, training, key, updates)
         for layer in self.shortcut:
-            skip = layer(skip)
+            skip = call_layer(layer, skip, training, key, updates)
         return out + skip
 
     def parameters(self, prefix: str) -> list[Parameter]:
         return _parameters(self.body + self.shortcut, f"{prefix}{self.name}.")
 
+    def buffers(self, prefix: str) -> list[Buffer]:
+        return _buffers(self.body + self.shortcut, f"{prefix}{self.name}.")
 
-def build_layer(layer: spec.Layer, feature_map: tuple[int, int, int] | None = None) -> Callable:
-    """A callable on channels-last tensors (a tf.Module where the layer has parameters)."""
+
+def build_layer(layer: spec.Layer, feature_map: tuple[int, int, int] | None = None,
+                native_dropout: bool = False) -> Callable:
+    """A callable on channels-last tensors (a tf.Module where the layer has parameters); call it
+    through :func:`call_layer`."""
     if isinstance(layer, spec.Conv2d):
         return Conv2d(layer)
     if isinstance(layer, spec.Linear):
         return Dense(layer, feature_map)
+    if isinstance(layer, spec.BatchNorm):
+        return BatchNorm(layer)
+    if isinstance(layer, spec.Dropout):
+        return Dropout(layer, native=native_dropout)
     if isinstance(layer, spec.MaxPool2d):
         k = layer.kernel_size
         return lambda x: tf.nn.max_pool2d(x, k, k, "VALID")  # stride = kernel, floor mode
@@ -145,36 +219,56 @@ def build_layer(layer: spec.Layer, feature_map: tuple[int, int, int] | None = No
     if isinstance(layer, spec.GlobalAvgPool):
         return lambda x: tf.reduce_mean(x, axis=[1, 2])
     if isinstance(layer, spec.Residual):
-        return ResidualBlock(layer)
+        return ResidualBlock(layer, native_dropout)
     raise TypeError(f"no TensorFlow layer for {layer!r}")
+
+
+def call_layer(layer: Callable, x: tf.Tensor, training: bool, key: tf.Tensor | None, updates: bool) -> tf.Tensor:
+    """``layer`` (from :func:`build_layer`) on ``x``: BatchNorm and residual blocks take the mode,
+    dropout the mode and the masks' key (seed, epoch, step), the others ``x`` alone."""
+    if isinstance(layer, BatchNorm):
+        return layer(x, training, updates)
+    if isinstance(layer, Dropout):
+        return layer(x, training, key)
+    if isinstance(layer, ResidualBlock):
+        return layer(x, training, key, updates)
+    return layer(x)
 
 
 class Network(tf.Module):
     """The spec's layers in order; takes NCHW images, as every backend does, and returns logits."""
 
-    def __init__(self, model: spec.ModelSpec) -> None:
-        super().__init__(name=model.name)
+    def __init__(self, model: spec.ModelSpec, native_dropout: bool = False) -> None:
+        super().__init__(name=model.name.replace("-", "_"))  # a TensorFlow name scope takes no "-"
         self.channels_last = any(isinstance(layer, _SPATIAL) for layer in model.layers)
         self.layers = []
         shape, flattened = model.input_shape, None
         for layer in model.layers:
             if isinstance(layer, spec.Flatten) and self.channels_last:
                 flattened = shape  # the next dense layer reads (H, W, C)-ordered features
-            self.layers.append(build_layer(layer, flattened if isinstance(layer, spec.Linear) else None))
+            self.layers.append(build_layer(layer, flattened if isinstance(layer, spec.Linear) else None,
+                                           native_dropout))
             if isinstance(layer, spec.Linear):
                 flattened = None
             shape = spec.output_shape((layer,), shape)
 
-    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+    def __call__(self, x: tf.Tensor, training: bool = False, key: tf.Tensor | None = None,
+                 updates: bool = False) -> tf.Tensor:
+        """Logits; ``training``: batch statistics and dropout with the masks of ``key``;
+        ``updates`` (a training step): BatchNorm's running statistics move on."""
         if self.channels_last:
             x = to_channels_last(x)
         for layer in self.layers:
-            x = layer(x)
+            x = call_layer(layer, x, training, key, updates)
         return x
 
     def parameters(self) -> list[Parameter]:
         """Every parameter in the canonical order (the spec's), under its canonical name."""
         return _parameters(self.layers, "")
+
+    def buffers(self) -> list[Buffer]:
+        """Every BatchNorm buffer in the canonical order, under its canonical name."""
+        return _buffers(self.layers, "")
 
 
 def to_channels_last(x: tf.Tensor) -> tf.Tensor:
@@ -185,9 +279,15 @@ def to_channels_last(x: tf.Tensor) -> tf.Tensor:
 
 
 def _parameters(layers, prefix: str) -> list[Parameter]:
-    return [p for layer in layers if isinstance(layer, (Dense, Conv2d, ResidualBlock)) for p in layer.parameters(prefix)]
+    return [p for layer in layers if isinstance(layer, (Dense, Conv2d, BatchNorm, ResidualBlock))
+            for p in layer.parameters(prefix)]
 
 
-def build_network(model: spec.ModelSpec) -> Network:
-    """A tf.Module whose variables are in TensorFlow's layout (set them with the converters)."""
-    return Network(model)
+def _buffers(layers, prefix: str) -> list[Buffer]:
+    return [b for layer in layers if isinstance(layer, (BatchNorm, ResidualBlock)) for b in layer.buffers(prefix)]
+
+
+def build_network(model: spec.ModelSpec, native_dropout: bool = False) -> Network:
+    """A tf.Module whose variables are in TensorFlow's layout (set them with the converters);
+    ``native_dropout``: TensorFlow's own dropout masks instead of the shared ones (dropout.py)."""
+    return Network(model, native_dropout)
