@@ -12,6 +12,18 @@ the same initial parameters on the same inputs and measures ONE thing:
 - ``train (N steps)``, ``train loss (N steps)``: N ordinary training steps, each on the
   backend's own gradients: the end-to-end path, a statistical check (see below).
 
+Models with BatchNorm or dropout add (``logits`` is then the eval mode's, ``gradient`` the
+train mode's):
+
+- ``train logits``: a train-mode pass on the first batch (batch statistics, the first step's
+  dropout masks), from the initial parameters;
+- ``dropout mask (layer k)``: the first step's keep mask of each dropout layer, computed by
+  the backend's own integer ops: bit for bit;
+- after the first ``OPTIMIZER_STEPS`` steps of the training run: ``<bn>.running_mean`` and
+  ``<bn>.running_var`` of every BatchNorm layer, ``batches tracked`` (every counter equals
+  the number of steps, exactly) and ``eval logits`` (the first batch in eval mode, on the
+  running statistics).
+
 The tolerances and how each was obtained are in :data:`TOLERANCES` and README.md
 ("Tolerances"): derived where the operations bound the error (the optimizer checks, ties),
 measured broadly elsewhere (seeds 0-4, the five models, 1 and 2 threads, XLA on and off,
@@ -78,6 +90,11 @@ TOLERANCES: dict[str, Tolerance] = {
     "accuracy ties": Tolerance("count", 0.0, "exact"),
     "train": Tolerance("relative norm", 2e-2, "measured"),
     "train loss": Tolerance("max relative", 1e-2, "measured"),
+    "train logits": Tolerance("max abs", 1e-5, "measured"),
+    "dropout mask": Tolerance("entries differing", 0.0, "exact"),
+    "running stats": Tolerance("relative norm", 1e-5, "measured"),
+    "batches tracked": Tolerance("counters differing", 0.0, "exact"),
+    "eval logits": Tolerance("max abs", 1e-5, "measured"),
 }
 
 
@@ -157,6 +174,18 @@ class Trace:
     start: dict[str, np.ndarray]
     train: dict[str, np.ndarray] | None = None
     train_losses: np.ndarray | None = None  # the loss of every training step, before its update
+    train_logits: np.ndarray | None = None  # the first batch in train mode (BatchNorm or dropout models)
+    masks: dict[int, np.ndarray] = field(default_factory=dict)  # the first step's keep mask per dropout layer
+    after_steps: "AfterSteps | None" = None  # BatchNorm's state early in the training run
+
+
+@dataclass
+class AfterSteps:
+    """A BatchNorm model's state after the first ``steps`` steps of the training run."""
+
+    steps: int
+    buffers: dict[str, np.ndarray]  # at the backend's own precision (float64 for the reference)
+    eval_logits: np.ndarray  # the first batch in eval mode
 
 
 def trace(
@@ -188,8 +217,11 @@ def trace(
         optimizers={name: _updates(make(**hp), step_gradients) for name, hp in OPTIMIZER_CHECKS.items()},
         ties=_tie_accuracy(clf), start=clf.get_params(),
     )
+    if clf.spec.buffer_shapes() or clf.spec.dropouts():
+        out.train_logits = clf.to_numpy(clf.forward(X, train=True))
+        out.masks = clf.dropout_masks(len(y))
     if train_batches is not None:
-        out.train, out.train_losses = _steps(make(**TRAIN), list(train_batches))
+        out.train, out.train_losses, out.after_steps = _steps(make(**TRAIN), list(train_batches), X)
     return out
 
 
@@ -201,10 +233,18 @@ def _updates(clf, step_gradients) -> tuple[dict[str, np.ndarray], dict[str, np.n
     return clf.checkpoint_state()
 
 
-def _steps(clf, batches) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The parameters after a training step on each batch, and each step's loss."""
-    losses = [clf.training_step(step_batch)["loss"] for step_batch in batches]
-    return clf.get_params(), np.array([float(clf.to_numpy(loss)) for loss in losses])
+def _steps(clf, batches, X) -> tuple[dict[str, np.ndarray], np.ndarray, AfterSteps | None]:
+    """The parameters after a training step on each batch, each step's loss, and (BatchNorm
+    models) the buffers and eval-mode logits of ``X`` after the first ``OPTIMIZER_STEPS`` steps."""
+    losses, after = [], None
+    early = min(OPTIMIZER_STEPS, len(batches))
+    for i, step_batch in enumerate(batches, start=1):
+        losses.append(clf.training_step(step_batch)["loss"])
+        if i == early and clf.spec.buffer_shapes():
+            arrays = clf.checkpoint_state()[0]
+            after = AfterSteps(i, {name: arrays[name] for name in clf.spec.buffer_shapes()},
+                               clf.to_numpy(clf.forward(X)))
+    return clf.get_params(), np.array([float(clf.to_numpy(loss)) for loss in losses]), after
 
 
 def _tie_rows(num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -240,6 +280,13 @@ def compare(got: Trace, ref: Trace) -> list[Check]:
         checks.append(check(name, value, f"{name} ({len(ref.step_gradients)} steps)", note))
     expected = np.ones(len(ref.ties))  # lowest index wins: every tie row is right
     checks.append(check("accuracy ties", float(np.sum(got.ties != ref.ties) + np.sum(ref.ties != expected))))
+    if ref.train_logits is not None:
+        checks.append(check("train logits", max_abs(got.train_logits, ref.train_logits)))
+    for layer, mask in ref.masks.items():
+        checks.append(check("dropout mask", float(np.sum(got.masks[layer] != mask)), f"dropout mask (layer {layer})",
+                            note=f"keeps {mask.mean():.4f} of {mask.size} entries"))
+    if got.after_steps is not None and ref.after_steps is not None:
+        checks += _batchnorm_checks(got.after_steps, ref.after_steps, check)
     if got.train is not None and ref.train is not None:
         start = _flat(ref.start)
         path = np.linalg.norm(_flat(ref.train) - start)
@@ -249,6 +296,21 @@ def compare(got: Trace, ref: Trace) -> list[Check]:
                             note=f"largest single-parameter difference {max_param_diff(got.train, ref.train):.2g}"))
         losses = float(np.max(np.abs(got.train_losses - ref.train_losses) / np.abs(ref.train_losses)))
         checks.append(check("train loss", losses, f"train loss ({steps} steps)"))
+    return checks
+
+
+def _batchnorm_checks(got: AfterSteps, ref: AfterSteps, check) -> list[Check]:
+    """The running statistics (relative norm per buffer), the counters (exact) and the eval-mode
+    logits after the first steps of the training run."""
+    steps = f"({ref.steps} steps)"
+    checks = [check("running stats", relative_norm(got.buffers[name], value), f"{name} {steps}")
+              for name, value in ref.buffers.items() if not name.endswith(".num_batches_tracked")]
+    counters = [name for name in ref.buffers if name.endswith(".num_batches_tracked")]
+    wrong = [name for name in counters if int(got.buffers[name]) != int(ref.buffers[name]) or
+             int(ref.buffers[name]) != ref.steps]
+    checks.append(check("batches tracked", float(len(wrong)), f"batches tracked {steps}",
+                        note=f"{', '.join(wrong)} differ" if wrong else f"{len(counters)} counters at {ref.steps}"))
+    checks.append(check("eval logits", max_abs(got.eval_logits, ref.eval_logits), f"eval logits {steps}"))
     return checks
 
 
