@@ -40,7 +40,8 @@ CONCEPTS: tuple[Concept, ...] = (
         "Every backend walks the same framework-neutral spec (common/models.py) and builds its own layers "
         "from it; each layer with parameters carries its spec name, so the parameter names are the same "
         "everywhere.",
-        takes_model=True, parity=("logits",), aliases=("network",),
+        takes_model=True, parity=("logits", "train logits", "dropout mask", "running stats", "batches tracked",
+                                  "eval logits"), aliases=("network",),
     ),
     Concept(
         "loss", "The training loss",
