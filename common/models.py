@@ -154,6 +154,21 @@ class ModelSpec:
         """The BatchNorm layers under their canonical names (``block1.bn1``), in order."""
         return {name: layer for name, layer in _walk(self.layers, "") if isinstance(layer, BatchNorm)}
 
+    def before_batchnorm(self) -> tuple[str, ...]:
+        """The parameters of the layers whose output a BatchNorm normalises (the next layer is one)."""
+        found: list[str] = []
+
+        def walk(layers, prefix: str) -> None:
+            for layer, after in zip(layers, (*layers[1:], None)):
+                if isinstance(after, BatchNorm) and isinstance(layer, (Conv2d, Linear)):
+                    found.extend(name for name in dict(_param_shapes((layer,), prefix)))
+                if isinstance(layer, Residual):
+                    walk(layer.body, f"{prefix}{layer.name}.")
+                    walk(layer.shortcut, f"{prefix}{layer.name}.")
+
+        walk(self.layers, "")
+        return tuple(found)
+
     def dropouts(self) -> tuple["Dropout", ...]:
         """The Dropout layers, in order."""
         return tuple(layer for _, layer in _walk(self.layers, "") if isinstance(layer, Dropout))

@@ -19,10 +19,18 @@ train mode's):
   dropout masks), from the initial parameters;
 - ``dropout mask (layer k)``: the first step's keep mask of each dropout layer, computed by
   the backend's own integer ops: bit for bit;
-- after the first ``OPTIMIZER_STEPS`` steps of the training run: ``<bn>.running_mean`` and
-  ``<bn>.running_var`` of every BatchNorm layer, ``batches tracked`` (every counter equals
-  the number of steps, exactly) and ``eval logits`` (the first batch in eval mode, on the
-  running statistics).
+- after the first ``OPTIMIZER_STEPS`` steps of the training run: ``buffer <bn>.running_mean``
+  and ``buffer <bn>.running_var`` of every BatchNorm layer, ``batches tracked`` (every
+  counter equals the number of steps, exactly) and ``eval logits`` (the first batch in eval
+  mode, on the running statistics).
+
+Two checks take other tolerances in a model with BatchNorm. ``gradient before BatchNorm``:
+the weights of a layer whose output a BatchNorm normalises; BatchNorm's backward pass
+subtracts the per-channel mean of the gradient, so their gradient is a difference of nearly
+equal sums (most pixels of an image are its background, the same value), and float32 keeps
+fewer of its digits. ``train with BatchNorm``: the loss does not depend on the scale of those
+weights, so nothing pulls float32's rounding of them back and the path drifts further; the
+per-step losses (``train loss``, the same tolerance) still catch a batch out of order.
 
 The tolerances and how each was obtained are in :data:`TOLERANCES` and README.md
 ("Tolerances"): derived where the operations bound the error (the optimizer checks, ties),
@@ -92,9 +100,11 @@ TOLERANCES: dict[str, Tolerance] = {
     "train loss": Tolerance("max relative", 1e-2, "measured"),
     "train logits": Tolerance("max abs", 1e-5, "measured"),
     "dropout mask": Tolerance("entries differing", 0.0, "exact"),
-    "running stats": Tolerance("relative norm", 1e-5, "measured"),
+    "gradient before BatchNorm": Tolerance("relative norm", 1e-4, "measured"),
+    "buffer": Tolerance("relative norm", 1e-5, "measured"),
     "batches tracked": Tolerance("counters differing", 0.0, "exact"),
     "eval logits": Tolerance("max abs", 1e-5, "measured"),
+    "train with BatchNorm": Tolerance("relative norm", 6e-2, "measured"),
 }
 
 
@@ -177,6 +187,7 @@ class Trace:
     train_logits: np.ndarray | None = None  # the first batch in train mode (BatchNorm or dropout models)
     masks: dict[int, np.ndarray] = field(default_factory=dict)  # the first step's keep mask per dropout layer
     after_steps: "AfterSteps | None" = None  # BatchNorm's state early in the training run
+    before_batchnorm: tuple[str, ...] = ()  # parameters of the layers whose output a BatchNorm normalises
 
 
 @dataclass
@@ -220,6 +231,7 @@ def trace(
     if clf.spec.buffer_shapes() or clf.spec.dropouts():
         out.train_logits = clf.to_numpy(clf.forward(X, train=True))
         out.masks = clf.dropout_masks(len(y))
+        out.before_batchnorm = clf.spec.before_batchnorm()
     if train_batches is not None:
         out.train, out.train_losses, out.after_steps = _steps(make(**TRAIN), list(train_batches), X)
     return out
@@ -273,8 +285,9 @@ def compare(got: Trace, ref: Trace) -> list[Check]:
                      got.device, note)
 
     checks = [check("logits", max_abs(got.logits, ref.logits)), check("loss", relative(got.loss, ref.loss))]
-    checks += [check("gradient", relative_norm(got.gradients[n], ref.gradients[n]), f"gradient {n}")
-               for n in ref.gradients]
+    for n in ref.gradients:
+        kind = "gradient before BatchNorm" if n in ref.before_batchnorm else "gradient"
+        checks.append(check(kind, relative_norm(got.gradients[n], ref.gradients[n]), f"{kind} {n}"))
     for name, hp in OPTIMIZER_CHECKS.items():
         value, note = _optimizer_margin(name, hp, got, ref)
         checks.append(check(name, value, f"{name} ({len(ref.step_gradients)} steps)", note))
@@ -292,7 +305,8 @@ def compare(got: Trace, ref: Trace) -> list[Check]:
         path = np.linalg.norm(_flat(ref.train) - start)
         value = float(np.linalg.norm(_flat(got.train) - _flat(ref.train)) / path) if path > 0 else np.inf
         steps = len(ref.train_losses)
-        checks.append(check("train", value, f"train ({steps} steps)",
+        kind = "train with BatchNorm" if ref.after_steps is not None else "train"
+        checks.append(check(kind, value, f"{kind} ({steps} steps)",
                             note=f"largest single-parameter difference {max_param_diff(got.train, ref.train):.2g}"))
         losses = float(np.max(np.abs(got.train_losses - ref.train_losses) / np.abs(ref.train_losses)))
         checks.append(check("train loss", losses, f"train loss ({steps} steps)"))
@@ -303,7 +317,7 @@ def _batchnorm_checks(got: AfterSteps, ref: AfterSteps, check) -> list[Check]:
     """The running statistics (relative norm per buffer), the counters (exact) and the eval-mode
     logits after the first steps of the training run."""
     steps = f"({ref.steps} steps)"
-    checks = [check("running stats", relative_norm(got.buffers[name], value), f"{name} {steps}")
+    checks = [check("buffer", relative_norm(got.buffers[name], value), f"buffer {name} {steps}")
               for name, value in ref.buffers.items() if not name.endswith(".num_batches_tracked")]
     counters = [name for name in ref.buffers if name.endswith(".num_batches_tracked")]
     wrong = [name for name in counters if int(got.buffers[name]) != int(ref.buffers[name]) or
