@@ -16,6 +16,8 @@ from crossframe.common.cli import main
 
 MODELS = ("softmax", "mlp", "cnn", "lenet", "resnet")
 DEFAULT_COMMAND_MODELS = ("mlp", "cnn")  # checked through the command itself, below
+STATEFUL_MODELS = ("mlp-dropout", "lenet-bn", "resnet-bn")  # checked on SHORT_STEPS training steps, below
+SHORT_STEPS = 4  # enough for the BatchNorm checks after 3 steps
 REFERENCE = parity.reference_backend()
 OTHERS = [b for b in crossframe.available_backends() if b != REFERENCE]
 
@@ -75,6 +77,39 @@ def test_backend_matches_the_reference(other, model, batches, reference_traces):
     assert not failed, "\n" + parity_report.format_table(failed)
 
 
+@pytest.fixture(scope="module")
+def short_reference_traces(batches):
+    cache: dict[str, parity.Trace] = {}
+
+    def get(model: str) -> parity.Trace:
+        if model not in cache:
+            cache[model] = parity.trace(REFERENCE, model, batches[:SHORT_STEPS], train_batches=batches[:SHORT_STEPS])
+        return cache[model]
+
+    return get
+
+
+@pytest.mark.parametrize("model", STATEFUL_MODELS)
+@pytest.mark.parametrize("other", OTHERS)
+def test_batchnorm_and_dropout_models_match_the_reference(other, model, batches, short_reference_traces):
+    """The checks of the models with BatchNorm or dropout, on the command's first SHORT_STEPS batches (the
+    command itself runs 100: see README, Tolerances): the new checks are there and pass."""
+    checks = parity.check_backend(other, model, batches[:SHORT_STEPS], reference=REFERENCE,
+                                  train_batches=batches[:SHORT_STEPS], reference_trace=short_reference_traces(model))
+    print("\n" + parity_report.format_table(checks))
+    names = {c.check for c in checks}
+    assert "train logits" in names and f"train loss ({SHORT_STEPS} steps)" in names
+    if model == "mlp-dropout":
+        assert {"dropout mask (layer 1)", "dropout mask (layer 2)", f"train ({SHORT_STEPS} steps)"} <= names
+    else:
+        spec = crossframe.common.models.build_spec(model)
+        assert {"eval logits (3 steps)", "batches tracked (3 steps)", f"train with BatchNorm ({SHORT_STEPS} steps)"} <= names
+        assert {f"buffer {n}.running_var (3 steps)" for n in spec.batchnorms()} <= names
+        assert {f"gradient before BatchNorm {n}" for n in spec.before_batchnorm()} <= names
+    failed = [c for c in checks if not c.passed]
+    assert not failed, "\n" + parity_report.format_table(failed)
+
+
 def _skewed(monkeypatch, offset: float = 1e-3) -> None:
     """Make the "skewed" backend a PyTorch classifier whose logits are off by ``offset``."""
 
@@ -106,7 +141,7 @@ def test_the_training_checks_catch_a_wrong_batch_order(batches):
     got = parity.trace(REFERENCE, "softmax", ten, train_batches=swapped)
     checks = {c.check: c for c in parity.compare(got, ref)}
     assert checks["logits"].passed and checks["logits"].value == 0
-    assert not checks["train loss (10 steps)"].passed
+    assert not checks[f"train loss ({SHORT_STEPS} steps)"].passed
 
 
 @pytest.mark.parametrize(("optimizer", "wrong"), [
