@@ -395,7 +395,8 @@ RECIPES = {
     "lenet": Recipe(0.3, 0.9, "sigmoid nets need large steps (d2l uses lr 0.9); 0.01 stays at chance for an "
                               "epoch, 0.3 with momentum 0.9 gives 0.75"),
     "resnet": Recipe(0.02, 0.9, "0.81 after one epoch; 0.05 diverges"),
-    "mlp-dropout": Recipe(0.1, 0.5, "TO BE MEASURED"),
+    "mlp-dropout": Recipe(0.1, 0.5, "0.84 after one epoch; 0.05 with momentum 0.9 gives 0.80, d2l's 0.5 without "
+                                    "momentum 0.79"),
     "lenet-bn": Recipe(0.1, 0.9, "TO BE MEASURED"),
     "resnet-bn": Recipe(0.05, 0.9, "TO BE MEASURED"),
 }
