@@ -60,22 +60,16 @@ class TorchClassifier(Classifier):
         return grads
 
     def get_params(self) -> dict[str, np.ndarray]:
-        return {name: p.detach().cpu().numpy().copy() for name, p in self.net.named_parameters()}
+        return _read(self.net.named_parameters())
 
     def set_params(self, params: dict[str, np.ndarray]) -> None:
-        params = self.check_params(params)
-        with torch.no_grad():
-            for name, p in self.net.named_parameters():
-                p.copy_(torch.from_numpy(params[name]))
+        _write(self.net.named_parameters(), self.check_params(params))
 
     def get_buffers(self) -> dict[str, np.ndarray]:
-        return {name: b.detach().cpu().numpy().copy() for name, b in self.net.named_buffers()}
+        return _read(self.net.named_buffers())
 
     def set_buffers(self, buffers: dict[str, np.ndarray]) -> None:
-        buffers = self.check_buffers(buffers)
-        with torch.no_grad():
-            for name, b in self.net.named_buffers():
-                b.copy_(torch.from_numpy(buffers[name]))
+        _write(self.net.named_buffers(), self.check_buffers(buffers))
 
     def get_optimizer_state(self) -> dict[str, np.ndarray]:
         state: dict[str, np.ndarray] = {}
@@ -194,6 +188,18 @@ class TorchClassifier(Classifier):
         if Y.ndim != 1:
             raise ValueError(f"labels must be a vector of class indices; got shape {Y.shape}")
         return torch.from_numpy(Y).to(self._device)
+
+
+def _read(named) -> dict[str, np.ndarray]:
+    """Named tensors (parameters or buffers) as NumPy copies."""
+    return {name: t.detach().cpu().numpy().copy() for name, t in named}
+
+
+@torch.no_grad()
+def _write(named, arrays: dict[str, np.ndarray]) -> None:
+    """Copy ``arrays`` into the named tensors, in place (the optimizer holds the parameters)."""
+    for name, t in named:
+        t.copy_(torch.from_numpy(arrays[name]))
 
 
 def _metrics(logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> dict[str, torch.Tensor]:
