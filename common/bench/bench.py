@@ -90,7 +90,7 @@ def _run_once(opts: BenchOptions, model: str, batch_size: int, name: str, round_
     args = {"model": model, "device": opts.device, "seed": opts.seed, "dataset": opts.dataset,
             "data_dir": opts.data_dir, "batch_size": batch_size, "limit_train": opts.limit_train, "limit_val": 1,
             "download": False, "progress": False, "lr": recipe.lr, "momentum": recipe.momentum,
-            "weight_decay": 0.0, "optimizer": "sgd"}
+            "weight_decay": 0.0, "optimizer": "sgd", "dropout_rng": "shared"}
     job = {"kind": {"crossframe": "epochs"}.get(kind, kind), "backend": name, "framework": framework,
            "epochs": opts.epochs, "args": args}
     env = {"KERAS_BACKEND": framework} if kind == "keras" else {}
