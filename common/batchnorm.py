@@ -15,18 +15,15 @@ one; ``num_batches_tracked`` counts the updates. Outside training (``validation_
 
 How the frameworks' own layers differ from this, and what each backend does about it:
 
-==========  ===========  ============================  ==================================  =====================
-framework   eps          momentum                      running variance                    backend
-==========  ===========  ============================  ==================================  =====================
-PyTorch     1e-5         0.1, weight of the new value  unbiased                            ``nn.BatchNorm1d/2d``
-Flax        1e-5         0.99, weight of the old value biased; ``use_fast_variance=True``  ``nn.BatchNorm`` set to
-                                                       computes E[x²] - E[x]²              0.9, exact variance,
-                                                                                           unbiased correction
-Keras 3     1e-3         0.99, weight of the old value biased                              (not used: no Keras in
-                                                                                           the TF backend)
-TensorFlow  (no layer outside Keras)                                                       written by hand
-NumPy       (no layer)                                                                     written by hand
-==========  ===========  ============================  ==================================  =====================
+- PyTorch ``nn.BatchNorm1d/2d``: eps 1e-5, momentum 0.1 on the new value, unbiased running
+  variance. The reference semantics; the torch backend uses it as it is.
+- Flax ``nn.BatchNorm``: eps 1e-5, but momentum 0.99 on the OLD value, a biased running
+  variance, and ``use_fast_variance=True`` (E[x²] - E[x]², which cancels in float32). The JAX
+  backend sets momentum 0.9 and the exact variance, and corrects the running variance after
+  Flax's update (backends/jax/models.py).
+- Keras ``BatchNormalization``: eps 1e-3, momentum 0.99 on the OLD value, biased running
+  variance, no option for it. The TF backend uses no Keras and writes the layer in tf ops
+  (backends/tf/models.py); the NumPy backend writes it by hand, forward and backward.
 """
 
 from __future__ import annotations

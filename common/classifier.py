@@ -24,7 +24,7 @@ from .checks import check_finite
 from .dropout import DROPOUT_RNGS, StepPosition, key_words
 from .errors import UserError
 from .init import init_params
-from .models import ModelSpec, build_spec
+from .models import Dropout, ModelSpec, build_spec, output_shape
 from .optim import OPTIMIZERS as OPTIMIZER_SPECS
 from .optim import OptimizerSpec
 
@@ -398,8 +398,6 @@ class Classifier(abc.ABC):
 
 def dropout_input_shapes(spec: ModelSpec) -> dict[int, tuple[int, ...]]:
     """The canonical input shape (without the batch) of each dropout layer, by its mask key."""
-    from .models import Dropout, output_shape
-
     shapes, shape = {}, spec.input_shape
     for layer in spec.layers:  # dropout sits in the top-level layers of every model
         if isinstance(layer, Dropout):
