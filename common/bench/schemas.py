@@ -73,6 +73,7 @@ COMPARE_SCHEMA = _object({
         "dataset": {"type": "string"}, "data_dir": _STRING_OR_NULL, "batch_size": {"type": "integer"},
         "limit_train": _INT_OR_NULL, "limit_val": _INT_OR_NULL, "epochs": {"type": "integer"},
         "lr": _NUMBER, "momentum": _NUMBER, "weight_decay": _NUMBER, "optimizer": {"type": "string"},
+        "dropout_rng": {"enum": ["shared", "native"]},
         "train_examples": {"type": "integer"}, "val_examples": {"type": "integer"},
         "backends": {"type": "array", "items": {"type": "string"}},
     }),
