@@ -134,11 +134,14 @@ class BatchNorm(tf.Module):
     step) also moves the running statistics and the counter, assigned inside the traced step.
     Otherwise: normalise with the running statistics.
 
-    The means over N, H and W are taken over H and W first, then over N (:meth:`_mean`): the
-    same mean, but TensorFlow's CPU kernels add up a reduction over outer axes one value after
-    another, and over 15,680 values (a batch of 20 28x28 maps) that left the mean 1e-6 off
+    Every sum over N, H and W is taken over H and W first, then over N (:meth:`_sum`): the same
+    sum, but TensorFlow's CPU kernels add up a reduction over outer axes one value after
+    another, and over 15,680 values (a batch of 20 28x28 maps) that left a mean 1e-6 off
     relative to the values, which a channel of small variance magnifies (resnet-bn's gradients
-    were 1e-2 off the reference; over H and W first: 8e-8, like torch's 2e-7).
+    were 1e-2 off the reference; over H and W first: 8e-8, like torch's 2e-7). For the same
+    reason the training pass has its backward pass written out (:func:`_normalise`): autodiff
+    would sum the gradients of the broadcast statistics, weight and bias over all three axes at
+    once (lenet-bn's ``bn1.bias`` gradient was 1.04e-5 off, past the gradient check's 1e-5).
     """
 
     def __init__(self, layer: spec.BatchNorm) -> None:
@@ -152,22 +155,21 @@ class BatchNorm(tf.Module):
         self.axes = [0] if layer.dims == 1 else [0, 1, 2]
 
     def __call__(self, x: tf.Tensor, training: bool = False, updates: bool = False) -> tf.Tensor:
-        if training:
-            mean = self._mean(x)
-            var = self._mean(tf.square(x - mean))
-            if updates:
-                n = tf.cast(tf.size(x) // tf.size(mean), tf.float32)  # values per channel
-                running = update_running(self.running_mean, self.running_var, mean, var, n)
-                self.running_mean.assign(running[0])
-                self.running_var.assign(running[1])
-                self.num_batches_tracked.assign_add(1)
-        else:
-            mean, var = self.running_mean, self.running_var
-        return (x - mean) * tf.math.rsqrt(var + EPS) * self.weight + self.bias
+        if not training:
+            return (x - self.running_mean) * tf.math.rsqrt(self.running_var + EPS) * self.weight + self.bias
+        n = tf.cast(tf.size(x) // tf.size(self.weight), tf.float32)  # values per channel
+        mean = tf.stop_gradient(self._sum(x) / n)
+        var = tf.stop_gradient(self._sum(tf.square(x - mean)) / n)
+        if updates:
+            running = update_running(self.running_mean, self.running_var, mean, var, n)
+            self.running_mean.assign(running[0])
+            self.running_var.assign(running[1])
+            self.num_batches_tracked.assign_add(1)
+        return _normalise(x, mean, var, self.weight, self.bias, n, self._sum)
 
-    def _mean(self, x: tf.Tensor) -> tf.Tensor:
-        """The per-channel mean over every axis but the last; over H and W before N (see above)."""
-        return tf.reduce_mean(tf.reduce_mean(x, [1, 2]) if len(self.axes) == 3 else x, 0)
+    def _sum(self, x: tf.Tensor) -> tf.Tensor:
+        """The per-channel sum over every axis but the last; over H and W before N (see above)."""
+        return tf.reduce_sum(tf.reduce_sum(x, [1, 2]) if len(self.axes) == 3 else x, 0)
 
     def parameters(self, prefix: str) -> list[Parameter]:
         return [Parameter(f"{prefix}{self.name}.weight", self.weight, _same, _same),
@@ -176,6 +178,26 @@ class BatchNorm(tf.Module):
     def buffers(self, prefix: str) -> list[Buffer]:
         return [Buffer(f"{prefix}{self.name}.{kind}", getattr(self, kind))
                 for kind in ("running_mean", "running_var", "num_batches_tracked")]
+
+
+def _normalise(x, mean, var, weight, bias, n, channel_sum):
+    """``(x - mean) / sqrt(var + EPS) * weight + bias`` with the batch's ``mean`` and ``var`` (of n
+    values per channel), and its backward pass (common/batchnorm.py; the NumPy backend's layers.py
+    has the derivation): ``dbias = sum(dy)``, ``dweight = sum(dy xhat)``,
+    ``dx = weight / (n sqrt(var + EPS)) * (n dy - dbias - xhat dweight)``, with ``channel_sum``."""
+
+    @tf.custom_gradient
+    def normalise(x, weight, bias):
+        invstd = tf.math.rsqrt(var + EPS)
+        xhat = (x - mean) * invstd
+
+        def backward(dy):
+            dbias, dweight = channel_sum(dy), channel_sum(dy * xhat)
+            return weight * invstd / n * (n * dy - dbias - xhat * dweight), dweight, dbias
+
+        return xhat * weight + bias, backward
+
+    return normalise(x, weight, bias)
 
 
 class ResidualBlock(tf.Module):
