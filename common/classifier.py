@@ -123,8 +123,8 @@ class Classifier(abc.ABC):
     """An image classifier with one framework behind it.
 
     Subclasses set ``backend`` and implement the abstract methods; ``__init__`` must end
-    with the network holding ``init_params(...)`` for the given seed and the optimizer
-    from ``configure_optimizers()`` ready.
+    with the network holding ``init_params(...)`` for the given seed and BatchNorm's
+    ``initial_buffers()``, and the optimizer from ``configure_optimizers()`` ready.
     """
 
     backend: ClassVar[str]
