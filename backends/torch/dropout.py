@@ -55,7 +55,9 @@ def keep_mask(key: np.ndarray, layer: int, shape: tuple[int, ...], p: float, dev
 class Dropout(nn.Module):
     """``spec.Dropout``: the identity in eval mode; in training, the masks of ``key``, the classifier's
     ``mask_key()`` that it sets before every training pass. ``native``: ``F.dropout`` (torch's
-    generator), seeded from the same key for the pass, so a run is still repeatable and resumable."""
+    generator), seeded from the same key for the pass, so a run is still repeatable and resumable;
+    without a key (the module used outside the classifier, as the bench's classic loop does), torch's
+    global generator as it stands."""
 
     def __init__(self, layer: spec.Dropout, native: bool = False) -> None:
         super().__init__()
@@ -65,6 +67,8 @@ class Dropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
+        if self.native and self.key is None:
+            return F.dropout(x, self.p, training=True)
         if self.key is None:
             raise RuntimeError("Dropout in training mode needs its key: the classifier sets it before every pass")
         if self.native:

@@ -85,6 +85,7 @@ def time_epochs(job: dict[str, Any], folder: Path, result: dict[str, Any]) -> No
     ``torch.optim.SGD`` a tutorial writes), so only the input pipeline differs from the torch backend.
     """
     args = argparse.Namespace(**job["args"])
+    args.dropout_rng = "native"  # a tutorial's nn.Dropout: torch's own generator, no mask key
     data = load_data_from_args(args)
     images = read_idx(data.source["train_images"]["path"])[: len(data.train.y)]  # uint8, as torchvision keeps them
     loader = DataLoader(ClassicMNIST(images, data.train.y, data.mean, data.std), batch_size=args.batch_size,
