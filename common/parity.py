@@ -28,9 +28,9 @@ Two checks take other tolerances in a model with BatchNorm. ``gradient before Ba
 the weights of a layer whose output a BatchNorm normalises; BatchNorm's backward pass
 subtracts the per-channel mean of the gradient, so their gradient is a difference of nearly
 equal sums (most pixels of an image are its background, the same value), and float32 keeps
-fewer of its digits. ``train with BatchNorm``: the loss does not depend on the scale of those
-weights, so nothing pulls float32's rounding of them back and the path drifts further; the
-per-step losses (``train loss``, the same tolerance) still catch a batch out of order.
+fewer of its digits. ``train with BatchNorm`` and ``train loss with BatchNorm``: the loss does
+not depend on the scale of those weights, so nothing pulls float32's rounding of them back and
+the path drifts further; two swapped batches still fail the per-step losses by far.
 
 The tolerances and how each was obtained are in :data:`TOLERANCES` and README.md
 ("Tolerances"): derived where the operations bound the error (the optimizer checks, ties),
@@ -101,10 +101,11 @@ TOLERANCES: dict[str, Tolerance] = {
     "train logits": Tolerance("max abs", 1e-5, "measured"),
     "dropout mask": Tolerance("entries differing", 0.0, "exact"),
     "gradient before BatchNorm": Tolerance("relative norm", 1e-4, "measured"),
-    "buffer": Tolerance("relative norm", 1e-5, "measured"),
+    "buffer": Tolerance("relative norm", 1e-4, "measured"),
     "batches tracked": Tolerance("counters differing", 0.0, "exact"),
-    "eval logits": Tolerance("max abs", 1e-5, "measured"),
-    "train with BatchNorm": Tolerance("relative norm", 6e-2, "measured"),
+    "eval logits": Tolerance("max abs", 1e-4, "measured"),
+    "train with BatchNorm": Tolerance("relative norm", 1e-1, "measured"),
+    "train loss with BatchNorm": Tolerance("max relative", 5e-2, "measured"),
 }
 
 
@@ -309,7 +310,8 @@ def compare(got: Trace, ref: Trace) -> list[Check]:
         checks.append(check(kind, value, f"{kind} ({steps} steps)",
                             note=f"largest single-parameter difference {max_param_diff(got.train, ref.train):.2g}"))
         losses = float(np.max(np.abs(got.train_losses - ref.train_losses) / np.abs(ref.train_losses)))
-        checks.append(check("train loss", losses, f"train loss ({steps} steps)"))
+        kind = "train loss with BatchNorm" if ref.after_steps is not None else "train loss"
+        checks.append(check(kind, losses, f"{kind} ({steps} steps)"))
     return checks
 
 

@@ -62,7 +62,8 @@ CONCEPTS: tuple[Concept, ...] = (
         "Forward pass, loss, gradients, one optimizer update; the metrics stay on the device. The shared "
         "method checks and converts the inputs, then calls the backend's _train_step.",
         shared=("common.classifier:Classifier.training_step",),
-        parity=("gradient", "gradient before BatchNorm", "train", "train with BatchNorm", "train loss"),
+        parity=("gradient", "gradient before BatchNorm", "train", "train with BatchNorm", "train loss",
+                "train loss with BatchNorm"),
         run_figures=True, aliases=("step", "train_step"),
     ),
     Concept(
