@@ -30,7 +30,9 @@ subtracts the per-channel mean of the gradient, so their gradient is a differenc
 equal sums (most pixels of an image are its background, the same value), and float32 keeps
 fewer of its digits. ``train with BatchNorm`` and ``train loss with BatchNorm``: the loss does
 not depend on the scale of those weights, so nothing pulls float32's rounding of them back and
-the path drifts further; two swapped batches still fail the per-step losses by far.
+the path drifts further; two batches swapped in the middle of the 100 steps still fail the
+per-step losses (in the first few steps, where every batch's loss is near chance's, no training
+check can tell a swap from drift).
 
 The tolerances and how each was obtained are in :data:`TOLERANCES` and README.md
 ("Tolerances"): derived where the operations bound the error (the optimizer checks, ties),

@@ -147,14 +147,16 @@ def test_the_training_checks_catch_a_wrong_batch_order(batches):
 
 
 def test_the_training_checks_catch_a_wrong_batch_order_with_batchnorm_too(batches):
-    """With BatchNorm the per-step losses have a wider tolerance (its training path drifts further in
-    float32); two swapped batches still fail it by far."""
-    ten = batches[:10]
-    swapped = ten[:8] + [ten[9], ten[8]]
-    ref = parity.trace(REFERENCE, "lenet-bn", ten[:3], train_batches=ten)
-    got = parity.trace(REFERENCE, "lenet-bn", ten[:3], train_batches=swapped)
-    check = {c.check: c for c in parity.compare(got, ref)}["train loss with BatchNorm (10 steps)"]
-    assert not check.passed and check.value > 3 * check.tolerance, check
+    """With BatchNorm the per-step losses have a wider tolerance (the training path drifts further in
+    float32); two batches swapped in the middle of the command's 100 steps still fail it (measured:
+    0.099 against 0.05). In the first 10 steps at lr 0.01 every batch's loss is within 2% of another's
+    (0.016 for a swap at steps 9 and 10), and neither training check can tell a swap from drift."""
+    swapped = list(batches)
+    swapped[50], swapped[51] = batches[51], batches[50]
+    ref = parity.trace(REFERENCE, "lenet-bn", batches[:3], train_batches=batches)
+    got = parity.trace(REFERENCE, "lenet-bn", batches[:3], train_batches=swapped)
+    check = {c.check: c for c in parity.compare(got, ref)}[f"train loss with BatchNorm ({parity.STEPS} steps)"]
+    assert not check.passed, check
 
 
 @pytest.mark.parametrize(("optimizer", "wrong"), [
