@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from statistics import median
 
-MODELS = ("softmax", "mlp", "cnn", "lenet", "resnet")
+MODELS = ("softmax", "mlp", "cnn", "lenet", "resnet")  # "all"; --models lenet-bn,resnet-bn,mlp-dropout for the rest
 AVX2 = {
     "XLA_FLAGS": "--xla_cpu_max_isa=AVX2",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
@@ -104,10 +104,11 @@ def run_one(config, models, data_dir, folder: Path) -> dict:
 
 
 def check_family(name: str) -> str:
-    """'gradient fc1.weight' -> 'gradient', 'train (100 steps)' -> 'train', 'sgd (3 steps)' -> 'sgd'."""
-    if name.startswith("gradient "):
-        return "gradient"
-    return name.split(" (")[0]
+    """'gradient fc1.weight' -> 'gradient', 'train (100 steps)' -> 'train', 'sgd (3 steps)' -> 'sgd': the
+    check's kind, its key in common/parity.py's TOLERANCES."""
+    from crossframe.common.show.results import check_kind
+
+    return check_kind(name)
 
 
 def summarise(records: list[dict]) -> list[dict]:

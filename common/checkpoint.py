@@ -2,7 +2,9 @@
 
 Parameters are ``dict[str, np.ndarray]``, float32, canonical names and layout
 (common/models.py), saved as ``.npz`` (NumPy) or ``.safetensors``. A file written by one
-backend loads into any other.
+backend loads into any other. A model with BatchNorm saves its buffers in the same file, under
+PyTorch's names (``bn1.running_mean``, ``bn1.running_var``, ``bn1.num_batches_tracked`` int64):
+``Classifier.state_dict()`` is what a file holds (common/batchnorm.py checks the buffers).
 
 Optimizer state uses the same form, with names that say what each array is:
 ``momentum.<param>`` (SGD's momentum buffer, PyTorch's convention ``b = mu*b + g``),
@@ -25,6 +27,7 @@ from typing import Iterator
 import numpy as np
 
 from .arrayfile import FLOATS, INTEGERS, read_arrays
+from .batchnorm import is_counter
 from .errors import UserError
 from .models import ModelSpec
 
@@ -90,12 +93,20 @@ def load_arrays(path, *, kinds: str = FLOATS + INTEGERS) -> dict[str, np.ndarray
 
 
 def save_params(path, params: dict[str, np.ndarray]) -> None:
-    save_arrays(path, {name: np.asarray(value, dtype=np.float32) for name, value in params.items()})
+    """Save parameters (and BatchNorm buffers) as float32; integer arrays (``num_batches_tracked``) stay int64."""
+    save_arrays(path, {name: np.asarray(value) if np.asarray(value).dtype.kind in "iu" else
+                       np.asarray(value, dtype=np.float32) for name, value in params.items()})
 
 
 def load_params(path) -> dict[str, np.ndarray]:
-    """Parameters from a file: floating-point arrays only (names and shapes: :func:`check_params`)."""
-    return load_arrays(path, kinds=FLOATS)
+    """Parameters from a file: floating-point arrays, integers only for BatchNorm's batch counters
+    (names and shapes: :func:`check_params`)."""
+    arrays = load_arrays(path, kinds=FLOATS + INTEGERS)
+    for name, value in arrays.items():
+        if value.dtype.kind not in FLOATS and not is_counter(name):
+            raise UserError(f"{path} is damaged or not a parameter file (entry {name!r} holds {value.dtype}, not "
+                            "floating-point numbers); replace it with a good copy")
+    return arrays
 
 
 def check_params(params: dict[str, np.ndarray], spec: ModelSpec, what: str = "parameters") -> dict[str, np.ndarray]:

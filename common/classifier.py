@@ -19,10 +19,11 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator
 import numpy as np
 
 from . import checkpoint
+from .batchnorm import check_batch, check_buffers, initial_buffers, split_state
 from .checks import check_finite, check_image_shape, check_label_vector, check_logits_shape
-from .errors import UserError
+from .dropout import StepPosition, key_words
 from .init import init_params
-from .models import ModelSpec, build_spec
+from .models import Dropout, ModelSpec, build_spec, output_shape
 from .settings import Hyperparameters
 
 
@@ -76,8 +77,8 @@ class Classifier(abc.ABC):
     """An image classifier with one framework behind it.
 
     Subclasses set ``backend`` and implement the abstract methods; ``__init__`` must end
-    with the network holding ``init_params(...)`` for the given seed and the optimizer
-    from ``configure_optimizers()`` ready.
+    with the network holding ``init_params(...)`` for the given seed and BatchNorm's
+    ``initial_buffers()``, and the optimizer from ``configure_optimizers()`` ready.
     """
 
     backend: ClassVar[str]
@@ -88,12 +89,19 @@ class Classifier(abc.ABC):
         self.hparams = Hyperparameters.of(model, **hparams)
         self.spec: ModelSpec = build_spec(model, input_shape=self.hparams.input_shape,
                                           num_classes=self.hparams.num_classes)
+        # the (epoch, step) of the next training step: the key of its dropout masks (common/dropout.py)
+        self.step_position = StepPosition()
 
     # ------------------------------------------------------------------ the contract
 
     @abc.abstractmethod
-    def forward(self, X):
-        """Logits for a batch of images (N, C, H, W); NumPy or native in, native out."""
+    def forward(self, X, *, train: bool = False):
+        """Logits for a batch of images (N, C, H, W); NumPy or native in, native out.
+
+        Eval mode by default: BatchNorm normalises with its running statistics and dropout is
+        the identity. ``train=True`` computes what the next training step computes (batch
+        statistics, the masks of ``step_position``) and changes nothing: no running statistic
+        is updated and the position does not advance."""
 
     def __call__(self, X):
         return self.forward(X)
@@ -113,10 +121,14 @@ class Classifier(abc.ABC):
     def training_step(self, batch) -> dict[str, Any]:
         """One optimizer update on ``(X, y)``; returns ``{"loss", "accuracy", "correct"}``.
 
+        In train mode: BatchNorm uses the batch's statistics and updates its running ones;
+        dropout draws the masks of ``step_position``, which then advances by one step.
         The inputs are checked and converted here (``_images``, ``_labels``); the update itself
         is the backend's ``_train_step``."""
         X, y = batch
-        return self._train_step(self._images(X), self._labels(y))
+        X, y = self._images(X), self._labels(y)
+        check_batch(self.spec, int(y.shape[0]))
+        return self._counted_train_step(X, y)
 
     def validation_step(self, batch) -> dict[str, Any]:
         """Loss and accuracy on ``(X, y)`` without an update; same keys as training_step."""
@@ -125,7 +137,8 @@ class Classifier(abc.ABC):
 
     @abc.abstractmethod
     def gradients(self, batch) -> dict[str, np.ndarray]:
-        """d(mean loss)/d(parameter) on ``(X, y)``, exchange format, without an update."""
+        """d(mean loss)/d(parameter) on ``(X, y)``, exchange format, without an update: in train
+        mode, as ``forward(X, train=True)`` (the next step's masks; no state changes)."""
 
     def apply_gradients(self, grads: dict[str, np.ndarray]) -> None:
         """One optimizer update from ``grads`` (exchange format) instead of a batch's own gradients.
@@ -145,6 +158,15 @@ class Classifier(abc.ABC):
     @abc.abstractmethod
     def set_params(self, params: dict[str, np.ndarray]) -> None:
         """Load parameters given in the exchange format (checked against the spec)."""
+
+    @abc.abstractmethod
+    def get_buffers(self) -> dict[str, np.ndarray]:
+        """BatchNorm's buffers in the exchange format (``spec.buffer_shapes()``: running statistics
+        float32, ``num_batches_tracked`` int64); empty for a model without BatchNorm."""
+
+    @abc.abstractmethod
+    def set_buffers(self, buffers: dict[str, np.ndarray]) -> None:
+        """Load buffers given in the exchange format (checked against the spec)."""
 
     @abc.abstractmethod
     def get_optimizer_state(self) -> dict[str, np.ndarray]:
@@ -185,29 +207,66 @@ class Classifier(abc.ABC):
             self.spec.name, seed=self.hparams.seed, num_classes=self.num_classes, input_shape=self.spec.input_shape
         )
 
+    def initial_buffers(self) -> dict[str, np.ndarray]:
+        """BatchNorm's buffers before training, as PyTorch starts them (common/batchnorm.py)."""
+        return initial_buffers(self.spec)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Parameters and buffers together, in the exchange format: what a parameter file holds
+        (named after PyTorch's ``state_dict``, which holds the same under the same names)."""
+        return {**self.get_params(), **self.get_buffers()}
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
+        """Load what :meth:`state_dict` gave, from any backend (a model without BatchNorm: parameters only)."""
+        params, buffers = split_state(arrays, self.spec)
+        self.set_params(params)
+        self.set_buffers(buffers)
+
     def save(self, path) -> None:
-        """Write the parameters (exchange format) to ``path``: ``.npz`` or ``.safetensors``."""
-        checkpoint.save_params(path, self.get_params())
+        """Write the parameters and buffers (exchange format) to ``path``: ``.npz`` or ``.safetensors``."""
+        checkpoint.save_params(path, self.state_dict())
 
     def load(self, path) -> None:
-        """Read parameters saved by any backend from ``path``."""
-        self.set_params(checkpoint.load_params(path))
+        """Read parameters and buffers saved by any backend from ``path``."""
+        self.load_state_dict(checkpoint.load_params(path))
 
     def checkpoint_state(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """(parameters, optimizer state) at the precision the backend computes in, for a
-        checkpoint that resumes exactly. For float32 backends this is the exchange format;
+        """(parameters and buffers, optimizer state) at the precision the backend computes in,
+        for a checkpoint that resumes exactly. For float32 backends this is the exchange format;
         a float64 backend keeps float64 here (its ``get_params`` rounds to float32)."""
-        return self.get_params(), self.get_optimizer_state()
+        return self.state_dict(), self.get_optimizer_state()
 
     def restore_state(self, params: dict[str, np.ndarray], optimizer_state: dict[str, np.ndarray] | None) -> None:
         """Load what :meth:`checkpoint_state` gave (``None``: keep the fresh optimizer)."""
-        self.set_params(params)
+        self.load_state_dict(params)
         if optimizer_state is not None:
             self.set_optimizer_state(optimizer_state)
 
     def check_params(self, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``params`` as float32 arrays if names and shapes match this model's spec."""
         return checkpoint.check_params(params, self.spec)
+
+    def check_buffers(self, buffers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``buffers`` in the exchange format if names, shapes and values fit this model's BatchNorm layers."""
+        return check_buffers(buffers, self.spec)
+
+    # ------------------------------------------------------------------ dropout masks
+
+    def mask_key(self) -> np.ndarray:
+        """(seed, epoch, step) of the next training step as uint32 words: its dropout masks' key."""
+        return key_words(self.hparams.seed, self.step_position)
+
+    def dropout_masks(self, batch_size: int) -> dict[int, np.ndarray]:
+        """The keep masks (booleans, canonical layout) the next training step draws for a batch of
+        ``batch_size``, per dropout layer (``Dropout.layer``), computed by the backend's own ops."""
+        shapes = dropout_input_shapes(self.spec)
+        return {layer.layer: np.asarray(self.to_numpy(self._keep_mask(layer, (batch_size, *shapes[layer.layer]))),
+                                        dtype=bool) for layer in self.spec.dropouts()}
+
+    @abc.abstractmethod
+    def _keep_mask(self, layer, shape: tuple[int, ...]):
+        """The shared keep mask (common/dropout.py) of dropout ``layer`` (a spec) for an input of
+        canonical ``shape``, at ``mask_key()``, in the framework's own arrays and integer ops."""
 
     # ------------------------------------------------------------------ epoch loops
     # The Trainer calls these. The defaults run one step per batch and keep the sums on
@@ -219,8 +278,22 @@ class Classifier(abc.ABC):
         return iter(plan)
 
     def train_epoch(self, plan, on_progress: ProgressCallback | None = None) -> EpochTotals:
-        """One pass of optimizer updates over ``plan``'s batches, in ``plan``'s order."""
-        return self._run(plan, self._train_step, on_progress)
+        """One pass of optimizer updates over ``plan``'s batches, in ``plan``'s order; its steps are
+        ``(plan.epoch, 0)``, ``(plan.epoch, 1)`` ... (``step_position``: the dropout masks' key)."""
+        self._begin_epoch(plan)
+        return self._run(plan, self._counted_train_step, on_progress)
+
+    def _begin_epoch(self, plan) -> None:
+        """Check that every batch of ``plan`` can train (BatchNorm needs 2 values per channel) and
+        put ``step_position`` at the epoch's first step."""
+        check_batch(self.spec, min(plan.batch_sizes(), default=2))
+        self.step_position = StepPosition(int(plan.epoch), 0)
+
+    def _counted_train_step(self, X, y) -> dict[str, Any]:
+        """``_train_step`` at ``step_position``, then the position advances by one step."""
+        metrics = self._train_step(X, y)
+        self.step_position = self.step_position.advanced()
+        return metrics
 
     def evaluate(self, plan, on_progress: ProgressCallback | None = None) -> EpochTotals:
         """Loss and accuracy over ``plan`` without updates."""
@@ -243,7 +316,8 @@ class Classifier(abc.ABC):
 
     @abc.abstractmethod
     def _train_step(self, X, y) -> dict[str, Any]:
-        """training_step without input checks, on native arrays already on the device."""
+        """training_step without input checks, on native arrays already on the device, with the
+        dropout masks of ``mask_key()`` (the caller advances ``step_position``)."""
 
     @abc.abstractmethod
     def _apply_gradients(self, grads: dict[str, np.ndarray]) -> None:
@@ -290,6 +364,16 @@ class Classifier(abc.ABC):
     def _to_device_array(self, array):
         """A NumPy or native array on the device: floats as they are, integer labels as the
         framework indexes with them."""
+
+
+def dropout_input_shapes(spec: ModelSpec) -> dict[int, tuple[int, ...]]:
+    """The canonical input shape (without the batch) of each dropout layer, by its mask key."""
+    shapes, shape = {}, spec.input_shape
+    for layer in spec.layers:  # dropout sits in the top-level layers of every model
+        if isinstance(layer, Dropout):
+            shapes[layer.layer] = shape
+        shape = output_shape((layer,), shape)
+    return shapes
 
 
 def _with_sizes(batches: Iterable, plan) -> Iterator[tuple[Any, Any, int]]:

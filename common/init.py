@@ -3,7 +3,10 @@
 The distributions are PyTorch's defaults for ``nn.Linear`` and ``nn.Conv2d``: weights
 from ``kaiming_uniform_(a=sqrt(5))``, which is U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and
 biases from the same interval. Drawing them here, not in any framework, is what makes
-"same seed, same start" true in every backend.
+"same seed, same start" true in every backend. BatchNorm's parameters start as PyTorch's
+do, at constants (``weight`` 1, ``bias`` 0), and draw nothing: the draws of every other
+parameter are those of the same layers in a model without BatchNorm. Its buffers start in
+common/batchnorm.py (``initial_buffers``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ def init_params(
     fan_in = spec.fan_in()
     params = {}
     for name, shape in spec.param_shapes().items():
+        if name not in fan_in:  # a BatchNorm's weight or bias
+            params[name] = np.full(shape, 1.0 if name.endswith(".weight") else 0.0, np.float32)
+            continue
         bound = 1.0 / np.sqrt(fan_in[name])
         params[name] = rng.uniform(-bound, bound, size=shape).astype(np.float32)
     return params

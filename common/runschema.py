@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .batchnorm import check_buffers
 from .checks import check_float32
 from .settings import SAME_RUN_KEYS, DataSettings, Hyperparameters  # noqa: F401 (SAME_RUN_KEYS: re-exported)
 from .errors import UserError
@@ -146,7 +147,8 @@ def check_checkpoint(arrays: dict[str, np.ndarray], config: dict[str, Any], path
     fix = "the checkpoint is damaged: restore it, or start the run again in another folder"
     spec = build_spec(config["model"], input_shape=config["input_shape"], num_classes=config["num_classes"])
     shapes = {name: tuple(shape) for name, shape in spec.param_shapes().items()}
-    expected = {"epoch": (), "history": (), **{f"params/{name}": shape for name, shape in shapes.items()},
+    buffers = spec.buffer_shapes()  # saved beside the parameters, as in the exchange format
+    expected = {"epoch": (), "history": (), **{f"params/{name}": shape for name, shape in {**shapes, **buffers}.items()},
                 **{f"optimizer/{name}": shape for name, shape in optimizer_entries(config, shapes).items()}}
     missing = [name for name in expected if name not in arrays]
     unexpected = [name for name in arrays if name not in expected and name != "settings"]
@@ -167,11 +169,15 @@ def check_checkpoint(arrays: dict[str, np.ndarray], config: dict[str, Any], path
         raise UserError(f"{path}: holds epoch {int(epoch)} but the history of {len(history)} epochs; {fix}")
     counters = {f"optimizer/{counter}" for counter in hyperparameters(config).optimizer_spec().counters}
     for name, value in arrays.items():
-        if name.startswith(("params/", "optimizer/")) and name not in counters:
+        if name.startswith(("params/", "optimizer/")) and name not in counters and name[len("params/"):] not in buffers:
             try:
                 check_float32(value, what=name)
             except ValueError as err:
                 raise UserError(f"{path}: {err}; {fix}") from None
+    try:
+        check_buffers({name: arrays[f"params/{name}"] for name in buffers}, spec)
+    except UserError as err:
+        raise UserError(f"{path}: {err}; {fix}") from None
     _check_optimizer_ranges(arrays, path, fix)
     if "settings" in arrays:
         _check_settings(_json(arrays["settings"], path, "settings", fix), config, path, config_path)

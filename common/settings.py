@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from .devices import DEVICES
+from .dropout import DROPOUT_RNGS
 from .errors import UserError
 from .models import MODELS, RECIPES
 from .optim import OPTIMIZERS as OPTIMIZER_SPECS
@@ -62,6 +63,10 @@ class Hyperparameters:
                          help="seed of the initial parameters and of the batch order (default: 0)")
     device: str = _setting("auto", flag="--device", kind=DEVICES, same_run=False, json=_TEXT,
                            help="auto takes a GPU when the framework sees one (default: auto)")
+    dropout_rng: str = _setting("shared", flag="--dropout-rng", kind=DROPOUT_RNGS, json=_TEXT,
+                                help="where dropout's masks come from: shared, one source keyed by (seed, epoch, "
+                                     "step, layer), the same masks in every backend; native, each framework's own "
+                                     "random numbers, so backends drop different units (default: shared)")
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise the types once, here
@@ -70,6 +75,8 @@ class Hyperparameters:
         for name in ("lr", "momentum", "weight_decay"):
             set_(self, name, float(getattr(self, name)))
         set_(self, "seed", int(self.seed))
+        if self.dropout_rng not in DROPOUT_RNGS:
+            raise UserError(f"unknown dropout rng {self.dropout_rng!r}; choose one of: {', '.join(DROPOUT_RNGS)}")
         if self.optimizer not in OPTIMIZER_SPECS:
             raise UserError(f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
         if self.device not in DEVICES:

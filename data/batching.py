@@ -17,12 +17,16 @@ from ..common.errors import UserError
 
 @dataclass(frozen=True)
 class EpochPlan:
-    """``order`` indexes ``X``/``y``; batches are consecutive runs of ``batch_size`` of it."""
+    """``order`` indexes ``X``/``y``; batches are consecutive runs of ``batch_size`` of it.
+
+    ``epoch`` (0-based) is the training epoch whose order this is: with the step number it
+    keys the epoch's dropout masks (common/dropout.py). A validation plan's is 0."""
 
     X: np.ndarray
     y: np.ndarray
     order: np.ndarray
     batch_size: int
+    epoch: int = 0
 
     def __post_init__(self) -> None:
         if self.batch_size <= 0:

@@ -72,7 +72,7 @@ class DataModule:
         return rng.permutation(len(self.train)).astype(np.int64, copy=False)
 
     def train_plan(self, epoch: int) -> EpochPlan:
-        return EpochPlan(self.train.X, self.train.y, self.train_order(epoch), self.batch_size)
+        return EpochPlan(self.train.X, self.train.y, self.train_order(epoch), self.batch_size, epoch=epoch)
 
     def val_plan(self) -> EpochPlan:
         return EpochPlan(self.val.X, self.val.y, np.arange(len(self.val), dtype=np.int64),

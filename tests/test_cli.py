@@ -47,7 +47,7 @@ def test_the_console_script_is_installed():
     ("args", "message"),
     [
         (["train", "--backend", "mxnet"], "invalid choice: 'mxnet' (choose from 'torch', 'jax', 'tf', 'numpy')"),
-        (["train", "--model", "vgg"], "invalid choice: 'vgg' (choose from 'softmax', 'mlp', 'cnn', 'lenet', 'resnet')"),
+        (["train", "--model", "vgg"], "invalid choice: 'vgg' (choose from 'softmax', 'mlp', 'cnn', 'lenet', 'resnet', 'mlp-dropout', 'lenet-bn', 'resnet-bn')"),
         (["train", "--dataset", "cifar"], "unknown dataset 'cifar': choose one of fashion-mnist, mnist, kmnist"),
         (["train", "--optimizer", "rmsprop"], "invalid choice: 'rmsprop' (choose from 'sgd', 'adam', 'adamw')"),
         (["train", "--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),

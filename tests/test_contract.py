@@ -13,7 +13,7 @@ import crossframe
 from crossframe.common import reference as ref
 from crossframe.common.classifier import Classifier
 
-MODELS = ("softmax", "mlp", "cnn", "lenet", "resnet")
+MODELS = ("softmax", "mlp", "cnn", "lenet", "resnet", "mlp-dropout", "lenet-bn", "resnet-bn")
 
 
 def batch(rng, n=8, shape=(1, 28, 28), classes=10):

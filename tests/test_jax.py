@@ -57,7 +57,7 @@ def test_the_pure_steps_can_be_called_directly_and_donate_the_state(rng):
     y = jax.numpy.asarray(rng.integers(0, 10, size=16).astype(np.int32))
     before = clf.state
     loss_before = float(eval_step(before, (X, y))["loss"])
-    state, metrics = train_step(before, (X, y))
+    state, metrics = train_step(before, (X, y), clf.mask_key())  # the key: (seed, epoch, step) of its dropout masks
     assert float(metrics["loss"]) == pytest.approx(loss_before, rel=1e-6)
     assert before.params["fc1"]["kernel"].is_deleted()  # donated: its buffers now belong to ``state``
     clf.state = state

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -10,8 +12,63 @@ from crossframe.common.errors import UserError
 from crossframe.common.models import MODELS, build_spec
 
 
-def test_the_five_models_exist():
-    assert MODELS == ("softmax", "mlp", "cnn", "lenet", "resnet")
+def test_the_models_exist():
+    assert MODELS == ("softmax", "mlp", "cnn", "lenet", "resnet", "mlp-dropout", "lenet-bn", "resnet-bn")
+
+
+def test_the_first_five_models_start_where_they_always_did():
+    """BatchNorm and Dropout changed nothing for the models without them: the same parameters,
+    bit for bit (the digest of every name and array for seeds 0 and 3, taken before they came)."""
+    digest = hashlib.sha256()
+    for model in MODELS[:5]:
+        for seed in (0, 3):
+            for name, value in crossframe.init_params(model, seed=seed).items():
+                digest.update(name.encode())
+                digest.update(value.tobytes())
+    assert digest.hexdigest() == "ccd5e63ffe9a2d53326b80ef1cffa70dbbb5f903ebb18258980461f058787912"
+    assert all(not build_spec(m).buffer_shapes() and not build_spec(m).dropouts() for m in MODELS[:5])
+
+
+def test_mlp_dropout_follows_d2l():
+    spec = build_spec("mlp-dropout")
+    weights = [shape for name, shape in spec.param_shapes().items() if name.endswith("weight")]
+    assert weights == [(256, 784), (256, 256), (10, 256)]
+    assert [(d.p, d.layer) for d in spec.dropouts()] == [(0.5, 1), (0.5, 2)]
+    kinds = [type(layer).__name__ for layer in spec.layers]
+    assert kinds == ["Flatten", "Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear"]
+
+
+def test_lenet_bn_is_lenet_with_batchnorm_before_each_sigmoid():
+    spec, plain = build_spec("lenet-bn"), build_spec("lenet")
+    kinds = [type(layer).__name__ for layer in spec.layers]
+    assert [k for k in kinds if k != "BatchNorm"] == [type(layer).__name__ for layer in plain.layers]
+    assert [kinds[i + 1] for i, k in enumerate(kinds) if k == "BatchNorm"] == ["Sigmoid"] * 4
+    assert [(b.num_features, b.dims) for b in spec.batchnorms().values()] == [(6, 2), (16, 2), (120, 1), (84, 1)]
+    weights = {n: s for n, s in spec.param_shapes().items() if n.endswith("weight") and not n.startswith("bn")}
+    assert weights == {n: s for n, s in plain.param_shapes().items() if n.endswith("weight")}
+    assert spec.before_batchnorm() == ("conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight")  # no biases
+
+
+def test_resnet_bn_normalises_after_every_convolution_but_the_projections():
+    spec = build_spec("resnet-bn")
+    assert list(spec.batchnorms()) == ["stem_bn", "block1.bn1", "block1.bn2", "block2.bn1", "block2.bn2",
+                                       "block3.bn1", "block3.bn2"]
+    assert "block2.proj.bias" in spec.param_shapes() and "block2.conv1.bias" not in spec.param_shapes()
+    assert len(spec.buffer_shapes()) == 3 * 7
+
+
+@pytest.mark.parametrize("model", ["lenet-bn", "resnet-bn"])
+def test_batchnorm_starts_as_pytorch_starts_it(model):
+    params, spec = crossframe.init_params(model, seed=1), build_spec(model)
+    for name in spec.batchnorms():
+        np.testing.assert_array_equal(params[f"{name}.weight"], 1)
+        np.testing.assert_array_equal(params[f"{name}.bias"], 0)
+    from crossframe.common.batchnorm import initial_buffers
+
+    buffers = initial_buffers(spec)
+    assert all(buffers[f"{n}.running_var"].dtype == np.float32 and (buffers[f"{n}.running_var"] == 1).all() and
+               (buffers[f"{n}.running_mean"] == 0).all() and buffers[f"{n}.num_batches_tracked"].dtype == np.int64
+               for n in spec.batchnorms())
 
 
 def test_mlp_is_the_classic_tutorial_network():
@@ -60,7 +117,7 @@ def test_a_too_small_input_is_a_clear_error():
 
 
 def test_unknown_model_lists_the_choices():
-    with pytest.raises(UserError, match="choose one of: softmax, mlp, cnn, lenet, resnet"):
+    with pytest.raises(UserError, match="choose one of: softmax, mlp, cnn, lenet, resnet, mlp-dropout, lenet-bn, resnet-bn"):
         build_spec("vgg")
 
 

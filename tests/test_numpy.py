@@ -12,13 +12,15 @@ import pytest
 
 import crossframe
 from crossframe.backends.numpy import NumpyClassifier, layers
+from crossframe.backends.numpy.layers import Mode
 from crossframe.backends.numpy.models import ResidualBlock, build_layer, build_network
 from crossframe.backends.numpy.optim import Optimizer
 from crossframe.common import models as spec
 from crossframe.common.optim import SGD, Adam
 from crossframe.common.errors import DeviceUnavailable, UserError
 
-MODELS = ("softmax", "mlp", "cnn", "lenet", "resnet")
+MODELS = ("softmax", "mlp", "cnn", "lenet", "resnet", "mlp-dropout", "lenet-bn", "resnet-bn")
+TRAIN = Mode(training=True, key=np.array([5, 1, 2], np.uint32))  # a training pass's mode (no buffer updates)
 
 # Central differences in float64 with step H = 1e-5. The rounding error of
 # (f(x + H) - f(x - H)) / 2H is about eps64 * S / H, with S the sum of the absolute values of
@@ -81,25 +83,53 @@ LAYERS = {
         spec.Residual("block", (spec.Conv2d("conv1", 2, 3, 3, stride=2, padding=1), spec.ReLU(),
                                 spec.Conv2d("conv2", 3, 3, 3, padding=1)),
                       (spec.Conv2d("proj", 2, 3, 1, stride=2),)), (2, 2, 6, 6)),
+    "linear without bias": (spec.Linear("fc", 6, 4, bias=False), (3, 6)),
+    "conv without bias": (spec.Conv2d("conv", 2, 3, 3, padding=1, bias=False), (2, 2, 5, 5)),
+    "batchnorm 1d eval": (spec.BatchNorm("bn", 4, 1), (5, 4)),
+    "batchnorm 2d eval": (spec.BatchNorm("bn", 3, 2), (2, 3, 4, 4)),
+    "batchnorm 1d train": (spec.BatchNorm("bn", 4, 1), (5, 4)),
+    "batchnorm 2d train": (spec.BatchNorm("bn", 3, 2), (2, 3, 4, 4)),
+    "dropout train": (spec.Dropout(0.5, layer=1), (4, 6)),
+    "dropout eval": (spec.Dropout(0.5, layer=1), (4, 6)),
+    "residual with batchnorm train": (
+        spec.Residual("block", (spec.Conv2d("conv1", 2, 3, 3, stride=2, padding=1, bias=False),
+                                spec.BatchNorm("bn1", 3, 2), spec.ReLU(),
+                                spec.Conv2d("conv2", 3, 3, 3, padding=1, bias=False), spec.BatchNorm("bn2", 3, 2)),
+                      (spec.Conv2d("proj", 2, 3, 1, stride=2),)), (3, 2, 6, 6)),
 }
 
 
+def layer_mode(name: str) -> Mode:
+    return TRAIN if name.endswith("train") else Mode()
+
+
 def layer_params(layer, rng) -> dict[str, np.ndarray]:
-    shapes = spec.ModelSpec("layer", (1, 1, 1), 2, (layer,)).param_shapes()
-    return {name: rng.normal(size=shape) for name, shape in shapes.items()}
+    model = spec.ModelSpec("layer", (1, 1, 1), 2, (layer,))
+    return {name: rng.normal(size=shape) for name, shape in model.param_shapes().items()}
+
+
+def layer_buffers(layer, rng) -> dict[str, np.ndarray]:
+    """BatchNorm's buffers with running statistics away from their start (a variance in [0.5, 2])."""
+    model = spec.ModelSpec("layer", (1, 1, 1), 2, (layer,))
+    return {name: np.array(3) if name.endswith("tracked") else
+            rng.uniform(0.5, 2, size=shape) if name.endswith("var") else rng.normal(size=shape)
+            for name, shape in model.buffer_shapes().items()}
 
 
 @pytest.mark.parametrize("name", list(LAYERS))
 def test_layer_backward_matches_central_differences(name, rng):
-    """Every input and parameter entry of a small layer: d sum(R * layer(x)) by hand and by FD."""
+    """Every input and parameter entry of a small layer: d sum(R * layer(x)) by hand and by FD
+    (BatchNorm and Dropout in train and eval mode; a train-mode pass that updates no buffer)."""
     layer_spec, shape = LAYERS[name]
-    layer = build_layer(layer_spec)
+    layer = build_layer(layer_spec, "", layer_mode(name))
     params = layer_params(layer_spec, rng)
+    buffers = layer_buffers(layer_spec, rng)
+    params_and_buffers = {**params, **buffers}
     x = rng.normal(size=shape)
-    out, cache = layer.forward(params, x)
+    out, cache = layer.forward(params_and_buffers, x)
     weights = rng.normal(size=out.shape)  # a random linear functional of the output
-    dx, grads = layer.backward(params, cache, weights)
-    f = lambda: float(np.sum(weights * layer.forward(params, x)[0]))  # noqa: E731
+    dx, grads = layer.backward(params_and_buffers, cache, weights)
+    f = lambda: float(np.sum(weights * layer.forward(params_and_buffers, x)[0]))  # noqa: E731
     atol = fd_atol(weights * out)
     np.testing.assert_allclose(dx.ravel(), central_difference(f, x, all_entries(x)), atol=atol, rtol=0)
     assert set(grads) == set(params)
@@ -122,46 +152,60 @@ def _torch():
     return pytest.importorskip("torch", reason="PyTorch is not installed: no second implementation to compare with")
 
 
-@pytest.mark.parametrize("name", [n for n in LAYERS if n.startswith(("conv", "maxpool", "avgpool", "residual"))])
+@pytest.mark.parametrize("name", [n for n in LAYERS if n.startswith(("conv", "maxpool", "avgpool", "residual",
+                                                                      "batchnorm"))])
 def test_layer_forward_equals_pytorch_in_float64(name, rng):
     """Finite differences prove the backward pass matches the forward pass; this proves the
-    forward pass is PyTorch's (cross-correlation, padding, stride, floor mode), in float64."""
+    forward pass is PyTorch's (cross-correlation, padding, stride, floor mode; BatchNorm in train
+    and eval mode, and the running statistics a training pass leaves), in float64."""
     torch = _torch()
     from crossframe.backends.torch.models import build_layer as torch_layer
 
     layer_spec, shape = LAYERS[name]
-    params = layer_params(layer_spec, rng)
+    params, buffers = layer_params(layer_spec, rng), layer_buffers(layer_spec, rng)
     x = rng.normal(size=shape)
-    module = torch_layer(layer_spec).double()
+    module = torch_layer(layer_spec).double().train(name.endswith("train"))
     prefix = getattr(layer_spec, "name", "") + "." if isinstance(layer_spec, spec.Residual) else ""
+    canonical = lambda n: f"{prefix}{n}" if prefix else f"{layer_spec.name}.{n}"  # noqa: E731
     with torch.no_grad():
-        for pname, p in module.named_parameters():
-            p.copy_(torch.from_numpy(params[f"{prefix}{pname}" if prefix else f"{layer_spec.name}.{pname}"]))
+        for pname, p in [*module.named_parameters(), *module.named_buffers()]:
+            p.copy_(torch.from_numpy(np.asarray({**params, **buffers}[canonical(pname)])))
         expected = module(torch.from_numpy(x)).numpy()
-    got, _ = build_layer(layer_spec).forward(params, x)
+    arrays = {**params, **{k: v.copy() for k, v in buffers.items()}}
+    mode = layer_mode(name)
+    mode.updates = mode.training
+    got, _ = build_layer(layer_spec, "", mode).forward(arrays, x)
+    mode.updates = False
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)  # float64 rounding, summation order
+    for bname, value in module.named_buffers():  # a training pass moved them as torch's did
+        np.testing.assert_allclose(arrays[canonical(bname)], value.numpy(), rtol=1e-12, atol=1e-12, err_msg=bname)
 
 
 # --------------------------------------------------------------------------- whole models
 
 SMALL_INPUT = {"softmax": (1, 4, 4), "mlp": (1, 4, 4), "cnn": (1, 16, 16), "lenet": (1, 12, 12),
-               "resnet": (1, 8, 8)}
+               "resnet": (1, 8, 8), "mlp-dropout": (1, 4, 4), "lenet-bn": (1, 12, 12), "resnet-bn": (1, 8, 8)}
 
 
 @pytest.mark.parametrize("model", MODELS)
 def test_model_gradients_match_central_differences(model, rng):
-    """d(mean cross-entropy)/d(every parameter tensor), sampled entries, float64, 3 images, 3 classes."""
+    """d(mean cross-entropy)/d(every parameter tensor), sampled entries, float64, 3 images (6 with BatchNorm), 3 classes,
+    in train mode (BatchNorm on batch statistics, the first step's dropout masks)."""
     model_spec = spec.build_spec(model, input_shape=SMALL_INPUT[model], num_classes=3)
-    net = build_network(model_spec)
+    clf = NumpyClassifier(model, input_shape=SMALL_INPUT[model], num_classes=3, seed=1)
+    net = build_network(model_spec, Mode(training=True, key=clf.mask_key()))
     params = {k: v.astype(np.float64) for k, v in
               crossframe.init_params(model, seed=1, num_classes=3, input_shape=SMALL_INPUT[model]).items()}
-    X = rng.normal(size=(3, *SMALL_INPUT[model]))
-    y = np.array([0, 2, 1])
-    logits, caches = net.forward(params, X)
+    buffers = {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in clf.initial_buffers().items()}
+    arrays = {**params, **buffers}
+    n = 6 if model_spec.batchnorms() else 3  # BatchNorm over 3 images curves the loss enough to show in FD
+    X = rng.normal(size=(n, *SMALL_INPUT[model]))
+    y = np.array([0, 2, 1, 1, 0, 2][:n])
+    logits, caches = net.forward(arrays, X)
     _, dlogits = layers.softmax_cross_entropy(logits, y)
-    _, grads = net.backward(params, caches, dlogits / len(y), need_dx=False)
+    _, grads = net.backward(arrays, caches, dlogits / len(y), need_dx=False)
     assert list(grads) and set(grads) == set(params)
-    loss = lambda: float(layers.cross_entropy(net.forward(params, X)[0], y).mean())  # noqa: E731
+    loss = lambda: float(layers.cross_entropy(net.forward(arrays, X)[0], y).mean())  # noqa: E731
     atol = fd_atol(loss())
     for name, p in params.items():
         entries = some_entries(p, rng)
@@ -169,7 +213,6 @@ def test_model_gradients_match_central_differences(model, rng):
         np.testing.assert_allclose(analytic, central_difference(loss, p, entries), atol=atol, rtol=0,
                                    err_msg=name)
 
-    clf = NumpyClassifier(model, input_shape=SMALL_INPUT[model], num_classes=3, seed=1)
     for name, g in clf.gradients((X, y)).items():  # the classifier's gradients are these, rounded
         np.testing.assert_array_equal(g, grads[name].astype(np.float32))
 

@@ -16,6 +16,8 @@ from crossframe.common.cli import main
 
 MODELS = ("softmax", "mlp", "cnn", "lenet", "resnet")
 DEFAULT_COMMAND_MODELS = ("mlp", "cnn")  # checked through the command itself, below
+STATEFUL_MODELS = ("mlp-dropout", "lenet-bn", "resnet-bn")  # checked on SHORT_STEPS training steps, below
+SHORT_STEPS = 4  # enough for the BatchNorm checks after 3 steps
 REFERENCE = parity.reference_backend()
 OTHERS = [b for b in crossframe.available_backends() if b != REFERENCE]
 
@@ -71,6 +73,41 @@ def test_backend_matches_the_reference(other, model, batches, reference_traces):
     assert {"logits", "loss", "sgd (3 steps)", "adam (3 steps)", "accuracy ties", "train (100 steps)",
             "train loss (100 steps)"} <= names
     assert len([n for n in names if n.startswith("gradient ")]) == len(crossframe.init_params(model))
+    failed = [c for c in checks if not c.passed]
+    assert not failed, "\n" + parity_report.format_table(failed)
+
+
+@pytest.fixture(scope="module")
+def short_reference_traces(batches):
+    cache: dict[str, parity.Trace] = {}
+
+    def get(model: str) -> parity.Trace:
+        if model not in cache:
+            cache[model] = parity.trace(REFERENCE, model, batches[:SHORT_STEPS], train_batches=batches[:SHORT_STEPS])
+        return cache[model]
+
+    return get
+
+
+@pytest.mark.parametrize("model", STATEFUL_MODELS)
+@pytest.mark.parametrize("other", OTHERS)
+def test_batchnorm_and_dropout_models_match_the_reference(other, model, batches, short_reference_traces):
+    """The checks of the models with BatchNorm or dropout, on the command's first SHORT_STEPS batches (the
+    command itself runs 100: see README, Tolerances): the new checks are there and pass."""
+    checks = parity.check_backend(other, model, batches[:SHORT_STEPS], reference=REFERENCE,
+                                  train_batches=batches[:SHORT_STEPS], reference_trace=short_reference_traces(model))
+    print("\n" + parity_report.format_table(checks))
+    names = {c.check for c in checks}
+    assert "train logits" in names
+    if model == "mlp-dropout":
+        assert {"dropout mask (layer 1)", "dropout mask (layer 2)", f"train ({SHORT_STEPS} steps)",
+                f"train loss ({SHORT_STEPS} steps)"} <= names
+    else:
+        spec = crossframe.common.models.build_spec(model)
+        assert {"eval logits (3 steps)", "batches tracked (3 steps)", f"train with BatchNorm ({SHORT_STEPS} steps)",
+                f"train loss with BatchNorm ({SHORT_STEPS} steps)"} <= names
+        assert {f"buffer {n}.running_var (3 steps)" for n in spec.batchnorms()} <= names
+        assert {f"gradient before BatchNorm {n}" for n in spec.before_batchnorm()} <= names
     failed = [c for c in checks if not c.passed]
     assert not failed, "\n" + parity_report.format_table(failed)
 
@@ -132,6 +169,17 @@ def test_the_gradient_check_tells_a_flipped_decision_from_a_wrong_gradient(batch
         assert all(c.passed for c in checks) and all(c.value < 1e-9 for c in checks)
         assert checks[0].note.startswith("example 7 of the batch left out") and "0.001" in checks[0].note
         assert all(c.note == "" for c in checks[1:])
+def test_the_training_checks_catch_a_wrong_batch_order_with_batchnorm_too(batches):
+    """With BatchNorm the per-step losses have a wider tolerance (the training path drifts further in
+    float32); two batches swapped in the middle of the command's 100 steps still fail it (measured:
+    0.099 against 0.05). In the first 10 steps at lr 0.01 every batch's loss is within 2% of another's
+    (0.016 for a swap at steps 9 and 10), and neither training check can tell a swap from drift."""
+    swapped = list(batches)
+    swapped[50], swapped[51] = batches[51], batches[50]
+    ref = parity.trace(REFERENCE, "lenet-bn", batches[:3], train_batches=batches)
+    got = parity.trace(REFERENCE, "lenet-bn", batches[:3], train_batches=swapped)
+    check = {c.check: c for c in parity.compare(got, ref)}[f"train loss with BatchNorm ({parity.STEPS} steps)"]
+    assert not check.passed, check
 
 
 @pytest.mark.parametrize(("optimizer", "wrong"), [

@@ -27,14 +27,14 @@ import jaxlib
 import numpy as np
 import optax
 import optax.tree_utils as otu
-from flax.training.train_state import TrainState
 
 from ...common.checks import check_finite
 from ...common.classifier import Classifier, EpochTotals, ProgressCallback
-from . import steps
+from . import dropout, steps
 from .device import resolve_device
-from .models import build_network, from_flax_params, to_flax_params
+from .models import build_network, from_flax_buffers, from_flax_params, to_flax_buffers, to_flax_params
 from .optim import STATE_KEYS, optimizer_for
+from .steps import TrainState
 
 
 # The models whose epoch runs as one ``lax.scan`` on a CPU, measured on the 2-core CPU
@@ -44,7 +44,7 @@ from .optim import STATE_KEYS, optimizer_for
 # loop body into slower code than the same convolution in a program of its own. So on a CPU
 # the convolutional models run the epoch as a loop over the jitted ``train_step``. On a GPU
 # every model's epoch is one scan.
-SCANNED_ON_CPU = frozenset({"softmax", "mlp"})
+SCANNED_ON_CPU = frozenset({"softmax", "mlp", "mlp-dropout"})  # mlp-dropout: an mlp, by analogy (not timed apart)
 
 
 class JaxClassifier(Classifier):
@@ -53,16 +53,20 @@ class JaxClassifier(Classifier):
     def __init__(self, model: str, **hparams: Any) -> None:
         super().__init__(model, **hparams)
         self._device = resolve_device(self.hparams.device)
-        self.net = build_network(self.spec)
+        self.net = build_network(self.spec, native_dropout=self.hparams.dropout_rng == "native")
         self.optimizer = self.configure_optimizers()
         params = self._to_device(to_flax_params(self.initial_params(), self.spec))
+        batch_stats, batches_tracked = to_flax_buffers(self.initial_buffers(), self.spec)
         # every leaf on the device, the step counter too (a Python 0 otherwise): the state that
         # comes back from a compiled epoch then matches the first one, and nothing compiles twice
-        self.state = self._to_device(TrainState.create(apply_fn=self.net.apply, params=params, tx=self.optimizer))
+        self.state = self._to_device(TrainState.create(apply_fn=self.net.apply, params=params, tx=self.optimizer,
+                                                       batch_stats=batch_stats, batches_tracked=batches_tracked))
 
     # ------------------------------------------------------------------ the contract
 
-    def forward(self, X) -> jax.Array:
+    def forward(self, X, *, train: bool = False) -> jax.Array:
+        if train:
+            return steps.predict_train(self.state, self._images(X), self._key())
         return steps.predict(self.state, self._images(X))
 
     def loss(self, Y_hat, Y) -> jax.Array:
@@ -79,7 +83,8 @@ class JaxClassifier(Classifier):
 
     def gradients(self, batch) -> dict[str, np.ndarray]:
         X, y = batch
-        return from_flax_params(steps.gradients(self.state, (self._images(X), self._labels(y))), self.spec)
+        grads = steps.gradients(self.state, (self._images(X), self._labels(y)), self._key())
+        return from_flax_params(grads, self.spec)
 
     def get_params(self) -> dict[str, np.ndarray]:
         return from_flax_params(self.state.params, self.spec)
@@ -87,6 +92,14 @@ class JaxClassifier(Classifier):
     def set_params(self, params: dict[str, np.ndarray]) -> None:
         params = self.check_params(params)
         self.state = self.state.replace(params=self._to_device(to_flax_params(params, self.spec)))
+
+    def get_buffers(self) -> dict[str, np.ndarray]:
+        return from_flax_buffers(self.state.batch_stats, self.state.batches_tracked, self.spec)
+
+    def set_buffers(self, buffers: dict[str, np.ndarray]) -> None:
+        batch_stats, batches_tracked = to_flax_buffers(self.check_buffers(buffers), self.spec)
+        self.state = self.state.replace(batch_stats=self._to_device(batch_stats),
+                                        batches_tracked=self._to_device(batches_tracked))
 
     def get_optimizer_state(self) -> dict[str, np.ndarray]:
         spec, opt_state, state = self.hparams.optimizer_spec(), self.state.opt_state, {}
@@ -135,8 +148,10 @@ class JaxClassifier(Classifier):
         the jitted step instead."""
         if not self.scans_epochs:
             return super().train_epoch(plan, on_progress)
+        self._begin_epoch(plan)
         X, y, order = self._resident(plan.X), self._resident(plan.y), self._to_device(plan.order.astype(np.int32))
-        self.state, per_batch = steps.train_epoch(self.state, X, y, order, plan.batch_size)
+        self.state, per_batch = steps.train_epoch(self.state, X, y, order, plan.batch_size, self._key())
+        self.step_position = self.step_position.advanced(len(plan))
         return self._stacked_totals(plan, per_batch["loss"], per_batch["correct"], on_progress)
 
     def evaluate(self, plan, on_progress: ProgressCallback | None = None) -> EpochTotals:
@@ -152,7 +167,7 @@ class JaxClassifier(Classifier):
         return self._device.platform != "cpu" or self.model in SCANNED_ON_CPU
 
     def _train_step(self, X: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
-        self.state, metrics = steps.train_step(self.state, (X, y))
+        self.state, metrics = steps.train_step(self.state, (X, y), self._key())
         return metrics
 
     def _apply_gradients(self, grads: dict[str, np.ndarray]) -> None:
@@ -160,6 +175,13 @@ class JaxClassifier(Classifier):
 
     def _eval_step(self, X: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
         return steps.eval_step(self.state, (X, y))
+
+    def _key(self) -> jax.Array:
+        """``mask_key()`` on the device."""
+        return self._to_device(self.mask_key())
+
+    def _keep_mask(self, layer, shape: tuple[int, ...]) -> jax.Array:
+        return dropout.keep_mask(self._key(), layer.layer, shape, layer.p)
 
     # ------------------------------------------------------------------ conversions
 

@@ -19,6 +19,16 @@ nothing to do per step. Measured on ``cnn`` (batch 64, one gradient step, interl
 either way and keeps the compiled program minimal. For a one-channel image (``softmax``,
 ``mlp``) the two orders coincide and the permutation is the identity.
 
+BatchNorm is Flax's ``nn.BatchNorm`` configured to PyTorch's semantics (common/batchnorm.py):
+momentum 0.9 (Flax's momentum is the weight of the OLD statistic, PyTorch's 0.1 of the new;
+Flax's default 0.99), epsilon 1e-5, and ``use_fast_variance=False`` (Flax's default computes
+the variance as E[x²] - E[x]², which cancels in float32). What configuration cannot change:
+Flax updates the running variance with the *biased* batch variance; :class:`BatchNorm`
+corrects it to the unbiased one after Flax's update. Its parameters ``scale``/``bias`` are the
+canonical ``weight``/``bias``; its ``batch_stats`` ``mean``/``var`` the buffers
+``running_mean``/``running_var``; Flax has no batch counter, so ``num_batches_tracked`` is kept
+beside them in the TrainState (steps.py).
+
 Matrix products and convolutions take JAX's process-wide ``jax_default_matmul_precision``
 (no per-layer ``precision``), so one switch decides: on a GPU, XLA's default may compute
 float32 products in TF32 (10-bit mantissa); ``"highest"`` keeps them float32. On a CPU
@@ -38,35 +48,60 @@ from flax import traverse_util
 
 from ...common import layout
 from ...common import models as spec
+from ...common.batchnorm import EPS, MOMENTUM
+from .dropout import dropout
 
 def global_avg_pool(x: jax.Array) -> jax.Array:
     """(N, H, W, C) -> (N, C), the mean over the spatial axes."""
     return x.mean(axis=(1, 2))
 
 
+class BatchNorm(nn.BatchNorm):
+    """Flax's ``nn.BatchNorm``, whose running variance is then made PyTorch's: Flax updates it
+    with the biased batch variance v, ``new = m * old + (1 - m) * v`` (m = 0.9); PyTorch with
+    ``v * n / (n - 1)`` (n values per channel), which is ``new + (new - m * old) / (n - 1)``."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array, use_running_average: bool | None = None, **kwargs) -> jax.Array:
+        training = not nn.merge_param("use_running_average", self.use_running_average, use_running_average)
+        updates = training and not self.is_initializing()
+        old = self.get_variable("batch_stats", "var") if updates else None
+        y = super().__call__(x, use_running_average, **kwargs)
+        if updates:
+            new, n = self.get_variable("batch_stats", "var"), x.size // x.shape[-1]
+            self.put_variable("batch_stats", "var", new + (new - self.momentum * old) / (n - 1))
+        return y
+
+
 class ResidualBlock(nn.Module):
     """``body(x) + shortcut(x)``; the layers are created directly under the block's name."""
 
     block: spec.Residual
+    native_dropout: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = False, key: jax.Array | None = None) -> jax.Array:
         out, skip = x, x
         for layer in self.block.body:
-            out = build_layer(layer)(out)
+            out = call_layer(layer, build_layer(layer, self.native_dropout), out, train, key)
         for layer in self.block.shortcut:
-            skip = build_layer(layer)(skip)
+            skip = call_layer(layer, build_layer(layer, self.native_dropout), skip, train, key)
         return out + skip
 
 
-def build_layer(layer: spec.Layer) -> Callable[[jax.Array], jax.Array]:
-    """A Flax module or function for ``layer``, channels-last; call it inside a compact method."""
+def build_layer(layer: spec.Layer, native_dropout: bool = False) -> Callable:
+    """A Flax module or function for ``layer``, channels-last; call it inside a compact method,
+    through :func:`call_layer`."""
     if isinstance(layer, spec.Conv2d):
         k, s, p = layer.kernel_size, layer.stride, layer.padding
-        return nn.Conv(layer.out_channels, (k, k), strides=(s, s), padding=((p, p), (p, p)),
+        return nn.Conv(layer.out_channels, (k, k), strides=(s, s), padding=((p, p), (p, p)), use_bias=layer.bias,
                        name=layer.name)  # explicit symmetric padding, never "SAME" (see common/models.py)
     if isinstance(layer, spec.Linear):
-        return nn.Dense(layer.out_features, name=layer.name)
+        return nn.Dense(layer.out_features, use_bias=layer.bias, name=layer.name)
+    if isinstance(layer, spec.BatchNorm):
+        return BatchNorm(momentum=1 - MOMENTUM, epsilon=EPS, use_fast_variance=False, name=layer.name)
+    if isinstance(layer, spec.Dropout):
+        return partial(dropout, p=layer.p, layer=layer.layer, native=native_dropout)
     if isinstance(layer, spec.MaxPool2d):
         return partial(nn.max_pool, window_shape=(layer.kernel_size,) * 2, strides=(layer.kernel_size,) * 2)
     if isinstance(layer, spec.AvgPool2d):
@@ -80,26 +115,43 @@ def build_layer(layer: spec.Layer) -> Callable[[jax.Array], jax.Array]:
     if isinstance(layer, spec.GlobalAvgPool):
         return global_avg_pool
     if isinstance(layer, spec.Residual):
-        return ResidualBlock(layer, name=layer.name)
+        return ResidualBlock(layer, native_dropout, name=layer.name)
     raise TypeError(f"no Flax layer for {layer!r}")
 
 
+def call_layer(layer: spec.Layer, module: Callable, x: jax.Array, train: bool, key: jax.Array | None) -> jax.Array:
+    """``module`` (from :func:`build_layer`) on ``x``, in train mode or not: BatchNorm switches
+    statistics, dropout acts in training only (with the masks of ``key``, (seed, epoch, step))."""
+    if isinstance(layer, spec.BatchNorm):
+        return module(x, use_running_average=not train)
+    if isinstance(layer, spec.Dropout):
+        return module(x, key=key) if train else x
+    if isinstance(layer, spec.Residual):
+        return module(x, train, key)
+    return module(x)
+
+
 class Network(nn.Module):
-    """The spec's layers in order; takes the contract's NCHW images, computes channels-last."""
+    """The spec's layers in order; takes the contract's NCHW images, computes channels-last.
+
+    ``train``: BatchNorm on batch statistics (call ``apply`` with ``mutable=["batch_stats"]`` to
+    get the updated running ones) and dropout with the masks of ``key``; else eval mode."""
 
     model: spec.ModelSpec
+    native_dropout: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = False, key: jax.Array | None = None) -> jax.Array:
         x = jnp.transpose(x, (0, 2, 3, 1))  # NCHW -> NHWC; a relabelling, no copy, for one channel
         for layer in self.model.layers:
-            x = build_layer(layer)(x)
+            x = call_layer(layer, build_layer(layer, self.native_dropout), x, train, key)
         return x
 
 
-def build_network(model: spec.ModelSpec) -> Network:
-    """A Linen module whose parameterised layers carry their spec names."""
-    return Network(model)
+def build_network(model: spec.ModelSpec, native_dropout: bool = False) -> Network:
+    """A Linen module whose parameterised layers carry their spec names; ``native_dropout``: Flax's
+    own dropout masks instead of the shared ones (dropout.py)."""
+    return Network(model, native_dropout)
 
 
 # --------------------------------------------------------------------------- layout at the boundary
@@ -107,17 +159,43 @@ def build_network(model: spec.ModelSpec) -> Network:
 
 def to_flax_params(params: dict[str, np.ndarray], model: spec.ModelSpec) -> dict:
     """Canonical names and layout -> the Flax parameter tree (NumPy leaves, common/layout.py's layout)."""
-    return traverse_util.unflatten_dict({_flax_path(name): value
+    batchnorms = model.batchnorms()
+    return traverse_util.unflatten_dict({_flax_path(name, batchnorms): value
                                          for name, value in layout.channels_last(params, model).items()})
 
 
 def from_flax_params(tree, model: spec.ModelSpec) -> dict[str, np.ndarray]:
     """The Flax parameter tree (any array leaves) -> canonical names, layout and order, float32 NumPy."""
     flat = traverse_util.flatten_dict(tree)
-    return layout.canonical({name: flat[_flax_path(name)] for name in model.param_shapes()}, model)
+    batchnorms = model.batchnorms()
+    return layout.canonical({name: flat[_flax_path(name, batchnorms)] for name in model.param_shapes()}, model)
 
 
-def _flax_path(name: str) -> tuple[str, ...]:
-    """``block2.conv1.weight`` -> ``("block2", "conv1", "kernel")``: Flax calls a weight a kernel."""
+def _flax_path(name: str, batchnorms) -> tuple[str, ...]:
+    """``block2.conv1.weight`` -> ``("block2", "conv1", "kernel")``: Flax calls a weight a kernel,
+    and BatchNorm's weight its scale."""
     *modules, kind = name.split(".")
-    return (*modules, "kernel" if kind == "weight" else kind)
+    if kind == "weight":
+        kind = "scale" if ".".join(modules) in batchnorms else "kernel"
+    return (*modules, kind)
+
+
+def to_flax_buffers(buffers: dict[str, np.ndarray], model: spec.ModelSpec) -> tuple[dict, dict]:
+    """Canonical buffers -> (Flax's ``batch_stats`` tree, ``{layer: num_batches_tracked}`` int32)."""
+    stats = {}
+    for name in model.batchnorms():
+        stats[(*name.split("."), "mean")] = np.asarray(buffers[f"{name}.running_mean"], np.float32)
+        stats[(*name.split("."), "var")] = np.asarray(buffers[f"{name}.running_var"], np.float32)
+    counts = {name: np.asarray(buffers[f"{name}.num_batches_tracked"], np.int32) for name in model.batchnorms()}
+    return traverse_util.unflatten_dict(stats), counts
+
+
+def from_flax_buffers(batch_stats, counts, model: spec.ModelSpec) -> dict[str, np.ndarray]:
+    """(``batch_stats``, counters) -> canonical buffers: statistics float32, counters int64."""
+    flat = traverse_util.flatten_dict(batch_stats, sep=".")
+    buffers = {}
+    for name in model.batchnorms():
+        buffers[f"{name}.running_mean"] = np.array(flat[f"{name}.mean"], np.float32)
+        buffers[f"{name}.running_var"] = np.array(flat[f"{name}.var"], np.float32)
+        buffers[f"{name}.num_batches_tracked"] = np.asarray(counts[name], np.int64)
+    return buffers

@@ -4,8 +4,14 @@ The :class:`~.classifier.JaxClassifier` holds a Flax ``TrainState`` (parameters 
 layout, the Optax state, the network's ``apply`` and the optimizer) and calls these; a
 reader can call them directly too::
 
-    state, metrics = train_step(state, (X, y))   # X: (N, C, H, W) float32, y: (N,) int32
+    state, metrics = train_step(state, (X, y), key)   # X: (N, C, H, W) float32, y: (N,) int32
     metrics = eval_step(state, (X, y))
+
+``key`` is the training step's (seed, epoch, step) as uint32[3]: its dropout masks
+(common/dropout.py). The state is Flax's ``TrainState`` plus the network's BatchNorm state
+(:class:`TrainState` here); a train-mode pass runs ``apply`` with ``mutable=["batch_stats"]``
+and the step keeps the running statistics it returns (``gradients`` and ``predict_train``
+drop them: they change nothing).
 
 ``train_step`` donates its ``state`` argument: the arrays passed in are reused for the
 result and must not be touched afterwards (keep the state it returns). Metrics are 0-d
@@ -25,15 +31,24 @@ models only: see ``SCANNED_ON_CPU`` in classifier.py.)
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
-from flax.training.train_state import TrainState
+from flax.training import train_state
 
 Batch = tuple[jax.Array, jax.Array]
 Metrics = dict[str, jax.Array]
+
+
+class TrainState(train_state.TrainState):
+    """Flax's TrainState with the network's BatchNorm state (both empty without BatchNorm):
+    ``batch_stats``, Flax's running statistics, and ``batches_tracked``, PyTorch's
+    ``num_batches_tracked`` per layer (Flax keeps no counter)."""
+
+    batch_stats: Any
+    batches_tracked: Any
 
 
 def cross_entropy_per_example(logits: jax.Array, y: jax.Array) -> jax.Array:
@@ -58,30 +73,52 @@ def metrics(logits: jax.Array, y: jax.Array, loss: jax.Array) -> Metrics:
     return {"loss": loss, "accuracy": correct / y.shape[0], "correct": correct}
 
 
-def loss_fn(params, apply_fn: Callable, batch: Batch) -> tuple[jax.Array, jax.Array]:
-    """(mean loss, logits) of the network with ``params`` on ``batch``; differentiable in ``params``."""
+def train_forward(params, state: TrainState, X: jax.Array, key: jax.Array) -> tuple[jax.Array, Any]:
+    """(logits, updated batch_stats) of a train-mode pass: batch statistics, the masks of ``key``."""
+    logits, updates = state.apply_fn({"params": params, "batch_stats": state.batch_stats}, X, train=True, key=key,
+                                     mutable=["batch_stats"])
+    return logits, updates.get("batch_stats", {})
+
+
+def loss_fn(params, state: TrainState, batch: Batch, key: jax.Array) -> tuple[jax.Array, tuple[jax.Array, Any]]:
+    """(mean loss, (logits, updated batch_stats)) of a train-mode pass with ``params`` on ``batch``;
+    differentiable in ``params``."""
     X, y = batch
-    logits = apply_fn({"params": params}, X)
-    return cross_entropy(logits, y), logits
+    logits, batch_stats = train_forward(params, state, X, key)
+    return cross_entropy(logits, y), (logits, batch_stats)
+
+
+def eval_logits(state: TrainState, X: jax.Array) -> jax.Array:
+    """Eval-mode logits: BatchNorm's running statistics, no dropout."""
+    return state.apply_fn({"params": state.params, "batch_stats": state.batch_stats}, X)
 
 
 @jax.jit
 def predict(state: TrainState, X: jax.Array) -> jax.Array:
-    """Logits for images ``X`` (N, C, H, W)."""
-    return state.apply_fn({"params": state.params}, X)
+    """Logits for images ``X`` (N, C, H, W), eval mode."""
+    return eval_logits(state, X)
 
 
 @jax.jit
-def gradients(state: TrainState, batch: Batch):
-    """d(mean loss)/d(params) on ``batch``, in Flax's layout; no update."""
-    return jax.grad(loss_fn, has_aux=True)(state.params, state.apply_fn, batch)[0]
+def predict_train(state: TrainState, X: jax.Array, key: jax.Array) -> jax.Array:
+    """The logits a training step at ``key`` computes; no state changes."""
+    return train_forward(state.params, state, X, key)[0]
+
+
+@jax.jit
+def gradients(state: TrainState, batch: Batch, key: jax.Array):
+    """d(mean loss)/d(params) on ``batch`` in train mode at ``key``, in Flax's layout; no update."""
+    return jax.grad(loss_fn, has_aux=True)(state.params, state, batch, key)[0]
 
 
 @partial(jax.jit, donate_argnums=0)
-def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
-    """One optimizer update on ``batch``; the metrics are those of the parameters before it."""
-    (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, state.apply_fn, batch)
-    return state.apply_gradients(grads=grads), metrics(logits, batch[1], loss)
+def train_step(state: TrainState, batch: Batch, key: jax.Array) -> tuple[TrainState, Metrics]:
+    """One optimizer update on ``batch`` with the dropout masks of ``key``; BatchNorm's running
+    statistics and counters move on; the metrics are those of the parameters before the update."""
+    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, state, batch, key)
+    counted = jax.tree.map(lambda n: n + 1, state.batches_tracked)
+    return (state.apply_gradients(grads=grads, batch_stats=batch_stats, batches_tracked=counted),
+            metrics(logits, batch[1], loss))
 
 
 @partial(jax.jit, donate_argnums=0)
@@ -92,34 +129,39 @@ def apply_gradients(state: TrainState, grads) -> TrainState:
 
 @jax.jit
 def eval_step(state: TrainState, batch: Batch) -> Metrics:
-    """Loss and accuracy on ``batch``, no update."""
-    loss, logits = loss_fn(state.params, state.apply_fn, batch)
-    return metrics(logits, batch[1], loss)
+    """Loss and accuracy on ``batch``, no update, eval mode."""
+    X, y = batch
+    logits = eval_logits(state, X)
+    return metrics(logits, y, cross_entropy(logits, y))
 
 
 @partial(jax.jit, static_argnames="batch_size", donate_argnums=0)
 def train_epoch(state: TrainState, X: jax.Array, y: jax.Array, order: jax.Array,
-                batch_size: int) -> tuple[TrainState, Metrics]:
-    """``train_step`` over the batches ``X[order[i*batch_size:(i+1)*batch_size]]``, in one program."""
-    return _scan_batches(train_step, state, X, y, order, batch_size)
+                batch_size: int, key: jax.Array) -> tuple[TrainState, Metrics]:
+    """``train_step`` over the batches ``X[order[i*batch_size:(i+1)*batch_size]]``, in one program;
+    step i has the key ``key`` with its step word set to i (``key`` = (seed, epoch, 0))."""
+    return _scan_batches(train_step, state, X, y, order, batch_size, key)
 
 
 @partial(jax.jit, static_argnames="batch_size")
 def evaluate(state: TrainState, X: jax.Array, y: jax.Array, order: jax.Array, batch_size: int) -> Metrics:
     """``eval_step`` over the batches of ``order``, in one program; per-batch metrics."""
-    return _scan_batches(lambda s, batch: (s, eval_step(s, batch)), state, X, y, order, batch_size)[1]
+    no_key = jnp.zeros(3, jnp.uint32)
+    return _scan_batches(lambda s, batch, key: (s, eval_step(s, batch)), state, X, y, order, batch_size, no_key)[1]
 
 
-def _scan_batches(step, state, X, y, order, batch_size: int):
+def _scan_batches(step, state, X, y, order, batch_size: int, key: jax.Array):
     n = order.shape[0]
     full = n // batch_size
 
-    def body(state, idx):
-        return step(state, (X[idx], y[idx]))
+    def body(state, batch):
+        idx, i = batch
+        return step(state, (X[idx], y[idx]), key.at[2].set(i))
 
-    state, per_batch = jax.lax.scan(body, state, order[: full * batch_size].reshape(full, batch_size))
+    steps = jnp.arange(full, dtype=jnp.uint32)
+    state, per_batch = jax.lax.scan(body, state, (order[: full * batch_size].reshape(full, batch_size), steps))
     if n % batch_size:  # the last partial batch: one more step, of its true size
         idx = order[full * batch_size:]
-        state, last = step(state, (X[idx], y[idx]))
+        state, last = step(state, (X[idx], y[idx]), key.at[2].set(full))
         per_batch = jax.tree.map(lambda stacked, one: jnp.concatenate([stacked, one[None]]), per_batch, last)
     return state, per_batch

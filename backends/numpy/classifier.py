@@ -14,9 +14,12 @@ import numpy as np
 
 from ...common.checks import check_finite
 from ...common.classifier import Classifier
+from ...common.batchnorm import split_state
 from ...common.errors import UserError
+from ...common.dropout import numpy_keep_mask
 from . import layers
 from .device import resolve_device
+from .layers import Mode
 from .models import build_network
 from .optim import Optimizer
 
@@ -36,16 +39,24 @@ class NumpyClassifier(Classifier):
             raise UserError(f"the NumPy backend computes in {' or '.join(DTYPES)}; got dtype {np.dtype(dtype).name}")
         self.dtype = np.dtype(dtype)
         self._device = resolve_device(self.hparams.device)
-        self.net = build_network(self.spec)
+        self.mode = Mode(native_dropout=self.hparams.dropout_rng == "native")
+        self.net = build_network(self.spec, self.mode)
         self.params = {name: np.zeros(shape, self.dtype) for name, shape in self.spec.param_shapes().items()}
+        # BatchNorm's running statistics at the backend's precision, its counters int64
+        self.buffers = {name: np.zeros(shape, np.int64 if name.endswith(".num_batches_tracked") else self.dtype)
+                        for name, shape in self.spec.buffer_shapes().items()}
         self.set_params(self.initial_params())
+        self.set_buffers(self.initial_buffers())
         self.optimizer = self.configure_optimizers()
 
     # ------------------------------------------------------------------ the contract
 
-    def forward(self, X) -> np.ndarray:
+    def forward(self, X, *, train: bool = False) -> np.ndarray:
         X = self._images(X)
-        chunks = [self.net.forward(self.params, X[i:i + FORWARD_CHUNK])[0] for i in range(0, len(X), FORWARD_CHUNK)]
+        self._set_mode(training=train)
+        if train:  # one pass: the batch statistics are the whole batch's
+            return self.net.forward(self._arrays(), X)[0]
+        chunks = [self.net.forward(self._arrays(), X[i:i + FORWARD_CHUNK])[0] for i in range(0, len(X), FORWARD_CHUNK)]
         return np.concatenate(chunks) if chunks else np.zeros((0, self.num_classes), self.dtype)
 
     def loss(self, Y_hat, Y) -> np.ndarray:
@@ -73,6 +84,14 @@ class NumpyClassifier(Classifier):
         for name, p in self.params.items():
             p[...] = params[name]  # in place: the optimizer holds these arrays
 
+    def get_buffers(self) -> dict[str, np.ndarray]:
+        return {name: b.astype(np.int64 if b.dtype.kind == "i" else np.float32) for name, b in self.buffers.items()}
+
+    def set_buffers(self, buffers: dict[str, np.ndarray]) -> None:
+        buffers = self.check_buffers(buffers)
+        for name, b in self.buffers.items():
+            b[...] = buffers[name]  # in place: the network's passes write into these arrays
+
     def get_optimizer_state(self) -> dict[str, np.ndarray]:
         return self._optimizer_state(np.float32)
 
@@ -84,14 +103,17 @@ class NumpyClassifier(Classifier):
         self.optimizer.counters = {counter: int(state[counter]) for counter in spec.counters}
 
     def checkpoint_state(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Parameters and optimizer buffers at the backend's own precision (float64 by default):
-        ``get_params`` rounds to the float32 exchange format, which would make a resume inexact."""
-        return {name: p.copy() for name, p in self.params.items()}, self._optimizer_state(self.dtype)
+        """Parameters, BatchNorm buffers and optimizer buffers at the backend's own precision
+        (float64 by default): ``get_params`` rounds to the float32 exchange format, which would
+        make a resume inexact."""
+        return {name: a.copy() for name, a in self._arrays().items()}, self._optimizer_state(self.dtype)
 
     def restore_state(self, params: dict[str, np.ndarray], optimizer_state: dict[str, np.ndarray] | None) -> None:
+        params, buffers = split_state(params, self.spec)
         self.check_params(params)  # names and shapes
-        for name, p in self.params.items():
-            p[...] = np.asarray(params[name], self.dtype)
+        self.check_buffers(buffers)
+        for name, a in {**self.params, **self.buffers}.items():
+            a[...] = np.asarray(params[name] if name in params else buffers[name], a.dtype)
         if optimizer_state is not None:
             self.set_optimizer_state(optimizer_state)
 
@@ -111,7 +133,7 @@ class NumpyClassifier(Classifier):
 
     @np.errstate(over="ignore", invalid="ignore")  # a diverging run overflows: the Trainer reports it
     def _train_step(self, X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-        logits, loss, grads = self._loss_and_gradients(X, y)
+        logits, loss, grads = self._loss_and_gradients(X, y, updates=True)
         self.optimizer.step(grads)
         return _metrics(logits, y, loss)
 
@@ -120,16 +142,32 @@ class NumpyClassifier(Classifier):
 
     @np.errstate(over="ignore", invalid="ignore")
     def _eval_step(self, X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-        logits, _ = self.net.forward(self.params, X)
+        self._set_mode(training=False)
+        logits, _ = self.net.forward(self._arrays(), X)
         return _metrics(logits, y, layers.cross_entropy(logits, y).mean())
 
-    def _loss_and_gradients(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
-        """Logits, mean loss and d(mean loss)/d(each parameter): the forward pass, then the
-        backward pass from the fused loss layer's gradient, divided by N for the mean."""
-        logits, caches = self.net.forward(self.params, X)
+    def _loss_and_gradients(self, X: np.ndarray, y: np.ndarray, updates: bool = False
+                            ) -> tuple[np.ndarray, np.ndarray, dict]:
+        """Logits, mean loss and d(mean loss)/d(each parameter) in train mode: the forward pass,
+        then the backward pass from the fused loss layer's gradient, divided by N for the mean.
+        ``updates``: a training step's pass, which updates BatchNorm's running statistics."""
+        self._set_mode(training=True, updates=updates)
+        arrays = self._arrays()
+        logits, caches = self.net.forward(arrays, X)
         losses, dlogits = layers.softmax_cross_entropy(logits, y)
-        _, grads = self.net.backward(self.params, caches, dlogits / len(y), need_dx=False)
+        _, grads = self.net.backward(arrays, caches, dlogits / len(y), need_dx=False)
         return logits, losses.mean(), grads
+
+    def _set_mode(self, training: bool, updates: bool = False) -> None:
+        """What the next pass computes (the network's layers share ``self.mode``)."""
+        self.mode.training, self.mode.updates, self.mode.key = training, updates, self.mask_key()
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """Parameters and BatchNorm buffers in one dict, as the layers read them (the same arrays)."""
+        return {**self.params, **self.buffers}
+
+    def _keep_mask(self, layer, shape: tuple[int, ...]) -> np.ndarray:
+        return numpy_keep_mask(self.mask_key(), layer.layer, shape, layer.p)
 
     # ------------------------------------------------------------------ conversions
 

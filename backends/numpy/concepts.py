@@ -15,6 +15,8 @@ CONCEPTS = {
         "Flatten": ["layers:Flatten"],
         "GlobalAvgPool": ["models:GlobalAvgPool"],
         "Residual": ["models:ResidualBlock"],
+        "BatchNorm": ["layers:Mode", "layers:BatchNorm", "classifier:NumpyClassifier._arrays"],
+        "Dropout": ["layers:Mode", "layers:Dropout"],
     },
     "loss": ["classifier:NumpyClassifier.loss", "layers:softmax_cross_entropy", "layers:_shifted_exp"],
     "cross_entropy": ["ops:__doc__", "ops:cross_entropy", "ops:cross_entropy_grad", "ops:_nll_scratch",
@@ -44,5 +46,7 @@ CONCEPTS = {
         "Flatten": ["layers:Flatten.backward"],
         "GlobalAvgPool": ["models:GlobalAvgPool.backward"],
         "Residual": ["models:ResidualBlock.backward"],
+        "BatchNorm": ["layers:BatchNorm.backward"],
+        "Dropout": ["layers:Dropout.backward"],
     },
 }

@@ -15,12 +15,15 @@ classifier trains with and that ``ops.py`` calls ``impl="native"``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ...common import dropout as shared_dropout
 from ...common import models as spec
+from ...common.batchnorm import EPS, update_running
 
 Grads = dict[str, np.ndarray]
 
@@ -38,18 +41,36 @@ class Layer:
         return dout, {}
 
 
+@dataclass
+class Mode:
+    """What a pass computes, shared by every layer of a network: PyTorch's ``module.training``,
+    whether this pass is a training step's (BatchNorm then updates its running statistics), and
+    the dropout masks' key (common/dropout.py)."""
+
+    training: bool = False
+    updates: bool = False
+    key: np.ndarray | None = None  # (seed, epoch, step) uint32
+    native_dropout: bool = False  # NumPy's own generator instead of the shared masks
+
+
+def _weight_and_bias(layer, prefix: str) -> tuple[str, str | None]:
+    name = f"{prefix}{layer.name}"
+    return f"{name}.weight", (f"{name}.bias" if layer.bias else None)
+
+
 class Linear(Layer):
-    """``y = x W^T + b`` with W of shape (out, in), PyTorch's layout."""
+    """``y = x W^T + b`` with W of shape (out, in), PyTorch's layout (no ``b`` where the spec says bias=False)."""
 
     def __init__(self, layer: spec.Linear, prefix: str = "") -> None:
-        self.weight, self.bias = f"{prefix}{layer.name}.weight", f"{prefix}{layer.name}.bias"
-        self.param_names = (self.weight, self.bias)
+        self.weight, self.bias = _weight_and_bias(layer, prefix)
+        self.param_names = tuple(n for n in (self.weight, self.bias) if n)
 
     def forward(self, params, x):
-        return x @ params[self.weight].T + params[self.bias], x
+        out = x @ params[self.weight].T
+        return (out + params[self.bias] if self.bias else out), x
 
     def backward(self, params, x, dout, need_dx=True):
-        grads = {self.weight: dout.T @ x, self.bias: dout.sum(axis=0)}
+        grads = {self.weight: dout.T @ x} | ({self.bias: dout.sum(axis=0)} if self.bias else {})
         return (dout @ params[self.weight] if need_dx else None), grads
 
 
@@ -66,12 +87,13 @@ class Conv2d(Layer):
     """
 
     def __init__(self, layer: spec.Conv2d, prefix: str = "") -> None:
-        self.weight, self.bias = f"{prefix}{layer.name}.weight", f"{prefix}{layer.name}.bias"
-        self.param_names = (self.weight, self.bias)
+        self.weight, self.bias = _weight_and_bias(layer, prefix)
+        self.param_names = tuple(n for n in (self.weight, self.bias) if n)
         self.k, self.stride, self.padding = layer.kernel_size, layer.stride, layer.padding
 
     def forward(self, params, x):
-        w, b = params[self.weight], params[self.bias]
+        w = params[self.weight]
+        b = params[self.bias] if self.bias else np.zeros(len(w), x.dtype)
         n, c, h, wd = x.shape
         k, s, p = self.k, self.stride, self.padding
         padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))) if p else x
@@ -88,7 +110,9 @@ class Conv2d(Layer):
         k, s, p = self.k, self.stride, self.padding
         ho, wo = dout.shape[2:]
         dout_rows = dout.transpose(1, 0, 2, 3).reshape(len(w), -1)  # (O, N*Ho*Wo)
-        grads = {self.weight: (dout_rows @ cols.T).reshape(w.shape), self.bias: dout_rows.sum(axis=1)}
+        grads = {self.weight: (dout_rows @ cols.T).reshape(w.shape)}
+        if self.bias:
+            grads[self.bias] = dout_rows.sum(axis=1)
         if not need_dx:
             return None, grads
         dcols = (w.reshape(len(w), -1).T @ dout_rows).reshape(c, k, k, n, ho, wo)
@@ -180,6 +204,83 @@ class Flatten(Layer):
 
     def backward(self, params, shape, dout, need_dx=True):
         return dout.reshape(shape), {}
+
+
+class BatchNorm(Layer):
+    """``nn.BatchNorm1d/2d`` (common/batchnorm.py): per channel (axis 1), over every other axis.
+
+    Training: ``xhat = (x - mean) / sqrt(var + EPS)`` with the batch's mean and biased variance;
+    in a training step's pass (``mode.updates``) the running statistics in ``params`` are
+    updated in place, as torch updates its buffers. Eval: the running statistics instead.
+    ``y = weight * xhat + bias``. Backward, with n values per channel: ``dweight = sum(dy xhat)``,
+    ``dbias = sum(dy)`` and, in training, where mean and variance depend on x,
+    ``dx = weight / (n sqrt(var + EPS)) * (n dy - dbias - xhat dweight)``; in eval mode
+    ``dx = weight dy / sqrt(running_var + EPS)``.
+    """
+
+    def __init__(self, layer: spec.BatchNorm, prefix: str, mode: Mode) -> None:
+        name = f"{prefix}{layer.name}"
+        self.weight, self.bias = f"{name}.weight", f"{name}.bias"
+        self.running_mean, self.running_var = f"{name}.running_mean", f"{name}.running_var"
+        self.num_batches_tracked = f"{name}.num_batches_tracked"
+        self.param_names = (self.weight, self.bias)
+        self.axes = (0,) if layer.dims == 1 else (0, 2, 3)
+        self.mode = mode
+
+    def _channels(self, v: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """A per-channel vector shaped to broadcast against ``x``."""
+        return v.reshape((1, -1) + (1,) * (x.ndim - 2))
+
+    def forward(self, params, x):
+        n = x.size // x.shape[1]
+        if self.mode.training:
+            mean = x.mean(axis=self.axes)
+            var = ((x - self._channels(mean, x)) ** 2).mean(axis=self.axes)
+            if self.mode.updates:
+                rm, rv = params[self.running_mean], params[self.running_var]
+                rm[...], rv[...] = update_running(rm, rv, mean, var, n)
+                params[self.num_batches_tracked][...] += 1
+        else:
+            mean, var = params[self.running_mean], params[self.running_var]
+        invstd = 1 / np.sqrt(self._channels(var, x) + EPS)
+        xhat = (x - self._channels(mean, x)) * invstd
+        out = xhat * self._channels(params[self.weight], x) + self._channels(params[self.bias], x)
+        return out, (xhat, invstd, self.mode.training)
+
+    def backward(self, params, cache, dout, need_dx=True):
+        xhat, invstd, training = cache
+        dweight, dbias = (dout * xhat).sum(axis=self.axes), dout.sum(axis=self.axes)
+        grads = {self.weight: dweight, self.bias: dbias}
+        if not need_dx:
+            return None, grads
+        scale = self._channels(params[self.weight], dout) * invstd
+        if not training:
+            return dout * scale, grads
+        n = dout.size // dout.shape[1]
+        dx = scale / n * (n * dout - self._channels(dbias, dout) - xhat * self._channels(dweight, dout))
+        return dx, grads
+
+
+class Dropout(Layer):
+    """``nn.Dropout(p)``: the identity outside training; in training the input times
+    ``keep / (1 - p)``, the keep mask from common/dropout.py at ``mode.key`` (or, with
+    ``mode.native_dropout``, from NumPy's generator seeded with the key). Backward: the same factor."""
+
+    def __init__(self, layer: spec.Dropout, mode: Mode) -> None:
+        self.p, self.layer, self.mode = layer.p, layer.layer, mode
+
+    def forward(self, params, x):
+        if not self.mode.training or self.p == 0:
+            return x, None
+        if self.mode.native_dropout:
+            keep = np.random.default_rng([*map(int, self.mode.key), self.layer]).random(x.shape) >= self.p
+        else:
+            keep = shared_dropout.numpy_keep_mask(self.mode.key, self.layer, x.shape, self.p)
+        factor = np.where(keep, shared_dropout.scale(self.p), 0.0).astype(x.dtype)
+        return x * factor, factor
+
+    def backward(self, params, factor, dout, need_dx=True):
+        return (dout if factor is None else dout * factor), {}
 
 
 # --------------------------------------------------------------------------- the loss layer

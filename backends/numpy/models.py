@@ -3,7 +3,10 @@
 Each parameterised layer reads and writes its parameters under the canonical exchange
 names (``fc1.weight``, ``block2.proj.bias``) in one flat dict, in PyTorch's layout: no
 conversion at the boundary. ``backward`` walks the layers in reverse, feeding each the
-cache its forward pass left (the chain rule written out, one layer at a time).
+cache its forward pass left (the chain rule written out, one layer at a time). BatchNorm's
+buffers are read (and, in a training step, written in place) under their canonical names in
+the same dict, which the classifier assembles from its parameters and buffers; one
+:class:`~.layers.Mode`, shared by every layer, says what the pass computes (train or eval).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import numpy as np
 
 from ...common import models as spec
 from . import layers
-from .layers import Grads, Layer
+from .layers import Grads, Layer, Mode
 
 
 class GlobalAvgPool(Layer):
@@ -31,9 +34,9 @@ class GlobalAvgPool(Layer):
 class ResidualBlock(Layer):
     """``body(x) + shortcut(x)``; the gradient flows back through both and is summed at x."""
 
-    def __init__(self, block: spec.Residual, prefix: str = "") -> None:
-        self.body = Sequential([build_layer(layer, f"{prefix}{block.name}.") for layer in block.body])
-        self.shortcut = Sequential([build_layer(layer, f"{prefix}{block.name}.") for layer in block.shortcut])
+    def __init__(self, block: spec.Residual, prefix: str = "", mode: Mode | None = None) -> None:
+        self.body = Sequential([build_layer(layer, f"{prefix}{block.name}.", mode) for layer in block.body])
+        self.shortcut = Sequential([build_layer(layer, f"{prefix}{block.name}.", mode) for layer in block.shortcut])
         self.param_names = self.body.param_names + self.shortcut.param_names
 
     def forward(self, params, x):
@@ -76,11 +79,17 @@ class Sequential(Layer):
         return dout, grads
 
 
-def build_layer(layer: spec.Layer, prefix: str = "") -> Layer:
+def build_layer(layer: spec.Layer, prefix: str = "", mode: Mode | None = None) -> Layer:
+    """The NumPy layer of ``layer``; BatchNorm and Dropout read ``mode`` (a fresh eval-mode one by default)."""
+    mode = mode if mode is not None else Mode()
     if isinstance(layer, spec.Conv2d):
         return layers.Conv2d(layer, prefix)
     if isinstance(layer, spec.Linear):
         return layers.Linear(layer, prefix)
+    if isinstance(layer, spec.BatchNorm):
+        return layers.BatchNorm(layer, prefix, mode)
+    if isinstance(layer, spec.Dropout):
+        return layers.Dropout(layer, mode)
     if isinstance(layer, spec.MaxPool2d):
         return layers.MaxPool2d(layer)
     if isinstance(layer, spec.AvgPool2d):
@@ -94,10 +103,12 @@ def build_layer(layer: spec.Layer, prefix: str = "") -> Layer:
     if isinstance(layer, spec.GlobalAvgPool):
         return GlobalAvgPool()
     if isinstance(layer, spec.Residual):
-        return ResidualBlock(layer, prefix)
+        return ResidualBlock(layer, prefix, mode)
     raise TypeError(f"no NumPy layer for {layer!r}")
 
 
-def build_network(model: spec.ModelSpec) -> Sequential:
-    """A :class:`Sequential` whose parameterised layers read their spec names from the params dict."""
-    return Sequential([build_layer(layer) for layer in model.layers])
+def build_network(model: spec.ModelSpec, mode: Mode | None = None) -> Sequential:
+    """A :class:`Sequential` whose parameterised layers read their spec names from the params dict,
+    its BatchNorm and Dropout layers all reading ``mode``."""
+    mode = mode if mode is not None else Mode()
+    return Sequential([build_layer(layer, "", mode) for layer in model.layers])

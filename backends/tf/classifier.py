@@ -21,6 +21,7 @@ import tensorflow as tf
 from ...common import layout
 from ...common.checks import check_finite
 from ...common.classifier import Classifier, EpochTotals, ProgressCallback
+from . import dropout
 from .device import resolve_device
 from .models import build_network
 from .optim import optimizer_for
@@ -29,7 +30,11 @@ from .optim import optimizer_for
 # (benchmarks/tf_steps.py, BENCHMARKS.md). XLA's CPU convolutions are slower than the
 # oneDNN kernels TensorFlow runs without it (cnn 0.4x, lenet and resnet 0.8x), so the
 # convolutional models run as plain graphs.
-XLA_MODELS = frozenset({"softmax", "mlp"})
+#
+# lenet-bn and resnet-bn stay out for a second reason: XLA merges BatchNorm's two-stage sums
+# (over H and W, then N: models.BatchNorm) back into one reduction, whose float32 error left
+# resnet-bn's running means 3e-5 off the reference (parity sweep, TF's XLA flipped).
+XLA_MODELS = frozenset({"softmax", "mlp", "mlp-dropout"})  # mlp-dropout: an mlp, by analogy (not timed apart)
 
 
 class TFClassifier(Classifier):
@@ -39,17 +44,20 @@ class TFClassifier(Classifier):
         super().__init__(model, **hparams)
         self._device = resolve_device(self.hparams.device)
         with tf.device(self._device):
-            self.net = build_network(self.spec)
+            self.net = build_network(self.spec, native_dropout=self.hparams.dropout_rng == "native")
             self.params = self.net.parameters()  # canonical name -> variable, channels-last
+            self.buffers = self.net.buffers()
             self._variables = list(self.params.values())
             self.set_params(self.initial_params())
+            self.set_buffers(self.initial_buffers())
             self.optimizer = self.configure_optimizers()
         signature = [tf.TensorSpec([None, *self.spec.input_shape], tf.float32), tf.TensorSpec([None], tf.int64)]
+        key = tf.TensorSpec([3], tf.uint32)  # (seed, epoch, step): the dropout masks' key
         jit = self.model in XLA_MODELS
         # Partials, not bound methods: tf.function counts traces per code object to warn about
         # retracing, so five classifiers made in a row (each tracing its own step once) would
         # read as retracing; a partial has no code object and is counted on its own.
-        self.train_function = tf.function(partial(TFClassifier._train_graph, self), input_signature=signature,
+        self.train_function = tf.function(partial(TFClassifier._train_graph, self), input_signature=[*signature, key],
                                           jit_compile=jit)
         self.eval_function = tf.function(partial(TFClassifier._eval_graph, self), input_signature=signature,
                                          jit_compile=jit)
@@ -61,10 +69,10 @@ class TFClassifier(Classifier):
 
     # ------------------------------------------------------------------ the contract
 
-    def forward(self, X) -> tf.Tensor:
+    def forward(self, X, *, train: bool = False) -> tf.Tensor:
         X = self._images(X)
         with tf.device(self._device):
-            return self.net(X)
+            return self.net(X, training=train, key=self._key()) if train else self.net(X)
 
     def loss(self, Y_hat, Y) -> tf.Tensor:
         Y_hat, Y = self._logits(Y_hat), self._labels(Y)
@@ -84,7 +92,7 @@ class TFClassifier(Classifier):
         X, y = batch
         X, y = self._images(X), self._labels(y)
         with tf.device(self._device), tf.GradientTape() as tape:
-            loss = _cross_entropy(self.net(X), y)
+            loss = _cross_entropy(self.net(X, training=True, key=self._key()), y)
         return self._canonical(tape.gradient(loss, self._variables))
 
     def get_params(self) -> dict[str, np.ndarray]:
@@ -92,6 +100,14 @@ class TFClassifier(Classifier):
 
     def set_params(self, params: dict[str, np.ndarray]) -> None:
         self._assign(self._variables, self.check_params(params))
+
+    def get_buffers(self) -> dict[str, np.ndarray]:
+        return {name: variable.numpy().copy() for name, variable in self.buffers.items()}
+
+    def set_buffers(self, buffers: dict[str, np.ndarray]) -> None:
+        buffers = self.check_buffers(buffers)
+        for name, variable in self.buffers.items():
+            variable.assign(buffers[name])
 
     def get_optimizer_state(self) -> dict[str, np.ndarray]:
         state: dict[str, np.ndarray] = {}
@@ -138,7 +154,7 @@ class TFClassifier(Classifier):
         return self._run_epoch("eval", plan, on_progress)
 
     def _train_step(self, X: tf.Tensor, y: tf.Tensor) -> dict[str, tf.Tensor]:
-        return self._train_concrete(X, y)
+        return self._train_concrete(X, y, self._key())
 
     def _apply_gradients(self, grads: dict[str, np.ndarray]) -> None:
         self.apply_function(list(layout.channels_last(grads, self.spec).values()))
@@ -159,11 +175,12 @@ class TFClassifier(Classifier):
     def _eval_concrete(self):
         return self.eval_function.get_concrete_function()
 
-    def _train_graph(self, X: tf.Tensor, y: tf.Tensor) -> dict[str, tf.Tensor]:
-        """The body of ``train_function``: forward, backward and update, traced into one graph."""
+    def _train_graph(self, X: tf.Tensor, y: tf.Tensor, key: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The body of ``train_function``: forward (train mode, the masks of ``key``; BatchNorm's
+        running statistics assigned), backward and update, traced into one graph."""
         with tf.device(self._device):
             with tf.GradientTape() as tape:
-                logits = self.net(X)
+                logits = self.net(X, training=True, key=key, updates=True)
                 loss = _cross_entropy(logits, y)
             grads = tape.gradient(loss, self._variables)
             self.optimizer.apply_gradients(zip(grads, self._variables))
@@ -174,7 +191,8 @@ class TFClassifier(Classifier):
         with tf.device(self._device):
             self.optimizer.apply_gradients(zip(grads, self._variables))
 
-    def _eval_graph(self, X: tf.Tensor, y: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _eval_graph(self, X: tf.Tensor, y: tf.Tensor, key: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+        """Eval mode (``key`` unused: the epoch graph passes one to every step)."""
         with tf.device(self._device):
             logits = self.net(X)
             return _metrics(logits, y, _cross_entropy(logits, y))
@@ -184,15 +202,20 @@ class TFClassifier(Classifier):
         X, y = self._resident(plan.X), self._resident(plan.y)
         b = plan.batch_size
         full = plan.num_examples // b * b
+        if kind == "train":
+            self._begin_epoch(plan)
         with tf.device(self._device):
             order = tf.constant(plan.order)
             if full:
-                losses, correct = self._epoch_function(kind, b)(X, y, order[:full])
+                losses, correct = self._epoch_function(kind, b)(X, y, order[:full], self._key())
+                if kind == "train":
+                    self.step_position = self.step_position.advanced(full // b)
             else:  # fewer examples than a batch: XLA slices a batch even in a loop that runs no step
                 losses, correct = tf.zeros([0], tf.float32), tf.zeros([0], tf.int64)
             if full < plan.num_examples:  # the last partial batch, of its true size
                 idx = order[full:]
-                last = (self._train_step if kind == "train" else self._eval_step)(tf.gather(X, idx), tf.gather(y, idx))
+                step = self._counted_train_step if kind == "train" else self._eval_step
+                last = step(tf.gather(X, idx), tf.gather(y, idx))
                 losses = tf.concat([losses, last["loss"][None]], 0)
                 correct = tf.concat([correct, last["correct"][None]], 0)
         return self._stacked_totals(plan, losses, correct, on_progress)
@@ -203,11 +226,20 @@ class TFClassifier(Classifier):
         if key not in self._epoch_functions:
             step = TFClassifier._train_graph if kind == "train" else TFClassifier._eval_graph
             signature = [tf.TensorSpec([None, *self.spec.input_shape], tf.float32), tf.TensorSpec([None], tf.int64),
-                         tf.TensorSpec([None], tf.int64)]
+                         tf.TensorSpec([None], tf.int64), tf.TensorSpec([3], tf.uint32)]
             function = tf.function(partial(_epoch_graph, partial(step, self), batch_size), input_signature=signature,
                                    jit_compile=self._jit)
             self._epoch_functions[key] = function.get_concrete_function()
         return self._epoch_functions[key]
+
+    def _key(self) -> tf.Tensor:
+        """``mask_key()`` as a tensor on the device."""
+        with tf.device(self._device):
+            return tf.constant(self.mask_key())
+
+    def _keep_mask(self, layer, shape: tuple[int, ...]) -> tf.Tensor:
+        with tf.device(self._device):
+            return dropout.keep_mask(self._key(), layer.layer, list(shape), layer.p)
 
     # ------------------------------------------------------------------ conversions
 
@@ -235,15 +267,17 @@ class TFClassifier(Classifier):
             return tf.constant(array) if isinstance(array, np.ndarray) else tf.identity(array)
 
 
-def _epoch_graph(step, batch_size: int, X: tf.Tensor, y: tf.Tensor, order: tf.Tensor):
+def _epoch_graph(step, batch_size: int, X: tf.Tensor, y: tf.Tensor, order: tf.Tensor, key: tf.Tensor):
     """``step`` over the batches ``order[i*b:(i+1)*b]`` (``order`` holds whole batches only), in one
-    graph: AutoGraph turns the loop into a ``tf.while_loop``; per-batch losses and correct counts."""
+    graph: AutoGraph turns the loop into a ``tf.while_loop``; per-batch losses and correct counts.
+    Step i gets ``key`` (seed, epoch, 0) with its step word set to i."""
     steps = tf.shape(order)[0] // batch_size
     losses = tf.TensorArray(tf.float32, size=steps)
     correct = tf.TensorArray(tf.int64, size=steps)
     for i in tf.range(steps):
         idx = tf.slice(order, [i * batch_size], [batch_size])  # a static batch size, as XLA needs
-        metrics = step(tf.gather(X, idx), tf.gather(y, idx))
+        step_key = tf.concat([key[:2], tf.cast(i, tf.uint32)[None]], 0)
+        metrics = step(tf.gather(X, idx), tf.gather(y, idx), step_key)
         losses = losses.write(i, metrics["loss"])
         correct = correct.write(i, metrics["correct"])
     return losses.stack(), correct.stack()

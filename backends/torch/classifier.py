@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from ...common.checks import check_finite
 from ...common.classifier import Classifier
+from . import dropout
 from .device import resolve_device
 from .models import build_network
 from .optim import STATE_KEYS, optimizer_for
@@ -21,13 +22,18 @@ class TorchClassifier(Classifier):
     def __init__(self, model: str, **hparams: Any) -> None:
         super().__init__(model, **hparams)
         self._device = resolve_device(self.hparams.device)
-        self.net = build_network(self.spec).to(self._device)
+        self.net = build_network(self.spec, native_dropout=self.hparams.dropout_rng == "native").to(self._device)
+        self.dropouts = [m for m in self.net.modules() if isinstance(m, dropout.Dropout)]
         self.set_params(self.initial_params())
+        self.set_buffers(self.initial_buffers())
         self.optimizer = self.configure_optimizers()
 
     # ------------------------------------------------------------------ the contract
 
-    def forward(self, X) -> torch.Tensor:
+    def forward(self, X, *, train: bool = False) -> torch.Tensor:
+        if train:
+            return self._train_mode(self._images(X))
+        self.net.eval()
         return self.net(self._images(X))
 
     def loss(self, Y_hat, Y) -> torch.Tensor:
@@ -45,19 +51,22 @@ class TorchClassifier(Classifier):
     def gradients(self, batch) -> dict[str, np.ndarray]:
         X, y = batch
         self.net.zero_grad(set_to_none=True)
-        F.cross_entropy(self.net(self._images(X)), self._labels(y)).backward()
+        F.cross_entropy(self._train_mode(self._images(X)), self._labels(y)).backward()
         grads = {name: p.grad.detach().cpu().numpy().copy() for name, p in self.net.named_parameters()}
         self.net.zero_grad(set_to_none=True)
         return grads
 
     def get_params(self) -> dict[str, np.ndarray]:
-        return {name: p.detach().cpu().numpy().copy() for name, p in self.net.named_parameters()}
+        return _read(self.net.named_parameters())
 
     def set_params(self, params: dict[str, np.ndarray]) -> None:
-        params = self.check_params(params)
-        with torch.no_grad():
-            for name, p in self.net.named_parameters():
-                p.copy_(torch.from_numpy(params[name]))
+        _write(self.net.named_parameters(), self.check_params(params))
+
+    def get_buffers(self) -> dict[str, np.ndarray]:
+        return _read(self.net.named_buffers())
+
+    def set_buffers(self, buffers: dict[str, np.ndarray]) -> None:
+        _write(self.net.named_buffers(), self.check_buffers(buffers))
 
     def get_optimizer_state(self) -> dict[str, np.ndarray]:
         spec, state = self.hparams.optimizer_spec(), {}
@@ -103,7 +112,8 @@ class TorchClassifier(Classifier):
             yield X[idx], y[idx]
 
     def _train_step(self, X: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        self.net.train()
+        self.net.train()  # BatchNorm: batch statistics, running ones updated; dropout: masks drawn
+        self._set_mask_key()
         logits = self.net(X)
         loss = F.cross_entropy(logits, y)
         self.optimizer.zero_grad(set_to_none=True)
@@ -123,6 +133,21 @@ class TorchClassifier(Classifier):
         logits = self.net(X)
         return _metrics(logits, y, F.cross_entropy(logits, y))
 
+    def _train_mode(self, X: torch.Tensor) -> torch.Tensor:
+        """The logits of a training step at ``mask_key()``, leaving every buffer as it is: the
+        network runs on copies of its buffers, which BatchNorm updates instead."""
+        self.net.train()
+        self._set_mask_key()
+        state = {**dict(self.net.named_parameters()), **{n: b.clone() for n, b in self.net.named_buffers()}}
+        return torch.func.functional_call(self.net, state, (X,))
+
+    def _set_mask_key(self) -> None:
+        for module in self.dropouts:
+            module.key = self.mask_key()
+
+    def _keep_mask(self, layer, shape: tuple[int, ...]) -> torch.Tensor:
+        return dropout.keep_mask(self.mask_key(), layer.layer, shape, layer.p, self._device)
+
     # ------------------------------------------------------------------ conversions
 
     def _as_float(self, x, what: str) -> torch.Tensor:
@@ -135,6 +160,18 @@ class TorchClassifier(Classifier):
     def _to_device_array(self, array) -> torch.Tensor:
         """On a CPU a NumPy array's tensor shares its memory."""
         return (array if isinstance(array, torch.Tensor) else torch.from_numpy(array)).to(self._device)
+
+
+def _read(named) -> dict[str, np.ndarray]:
+    """Named tensors (parameters or buffers) as NumPy copies."""
+    return {name: t.detach().cpu().numpy().copy() for name, t in named}
+
+
+@torch.no_grad()
+def _write(named, arrays: dict[str, np.ndarray]) -> None:
+    """Copy ``arrays`` into the named tensors, in place (the optimizer holds the parameters)."""
+    for name, t in named:
+        t.copy_(torch.from_numpy(arrays[name]))
 
 
 def _metrics(logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> dict[str, torch.Tensor]:

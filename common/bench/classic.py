@@ -10,6 +10,7 @@ This module imports torch: only the bench worker imports it, in the process that
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,7 @@ def time_epochs(job: dict[str, Any], folder: Path, result: dict[str, Any]) -> No
     ``torch.optim.SGD`` a tutorial writes), so only the input pipeline differs from the torch backend.
     """
     hparams, settings = job_settings(job)
+    hparams = replace(hparams, dropout_rng="native")  # a tutorial's nn.Dropout: torch's own generator, no mask key
     data = settings.load(seed=hparams.seed)
     images = read_idx(data.source["train_images"]["path"])[: len(data.train.y)]  # uint8, as torchvision keeps them
     loader = DataLoader(ClassicMNIST(images, data.train.y, data.mean, data.std), batch_size=settings.batch_size,

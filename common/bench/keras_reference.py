@@ -7,6 +7,13 @@ do), compiled with ``keras.optimizers.SGD`` at the same learning rate and moment
 trained with ``model.fit`` on NumPy arrays at the same batch size. Keras picks its framework
 from ``KERAS_BACKEND``, which the bench sets per worker process (tensorflow, jax or torch).
 
+BatchNorm is ``keras.layers.BatchNormalization`` set as close to PyTorch's semantics
+(common/batchnorm.py) as Keras allows: ``momentum=0.9`` (Keras's momentum weighs the OLD
+statistic; its default 0.99) and ``epsilon=1e-5`` (its default 1e-3); its running variance
+stays the biased one (no option), which changes the eval-mode statistics, not the training
+step being timed. Dropout is ``keras.layers.Dropout`` with Keras's own generator: the same
+keep rate, other masks.
+
 This module imports keras: only the bench worker imports it, in the process that times it.
 """
 
@@ -22,9 +29,12 @@ import numpy as np
 
 from ..errors import DeviceUnavailable, UserError
 from ..init import init_params
+from ..batchnorm import EPS, MOMENTUM
 from ..models import (
     AvgPool2d,
+    BatchNorm,
     Conv2d,
+    Dropout,
     Flatten,
     GlobalAvgPool,
     Linear,
@@ -62,13 +72,20 @@ def _apply(layers, x, shape, prefix: str, loaders: list):
         if isinstance(layer, Conv2d):
             if layer.padding:
                 x = keras.layers.ZeroPadding2D(layer.padding)(x)  # explicit and symmetric, never "same"
-            conv = keras.layers.Conv2D(layer.out_channels, layer.kernel_size, strides=layer.stride, name=_keras_name(name))
+            conv = keras.layers.Conv2D(layer.out_channels, layer.kernel_size, strides=layer.stride,
+                                       use_bias=layer.bias, name=_keras_name(name))
             x = conv(x)
             loaders.append(_loader(conv, name, lambda W: W.transpose(2, 3, 1, 0)))  # (out,in,kh,kw) -> (kh,kw,in,out)
         elif isinstance(layer, Linear):
-            dense = keras.layers.Dense(layer.out_features, name=_keras_name(name))
+            dense = keras.layers.Dense(layer.out_features, use_bias=layer.bias, name=_keras_name(name))
             x = dense(x)
             loaders.append(_loader(dense, name, _dense_kernel(flattened_from)))
+        elif isinstance(layer, BatchNorm):
+            norm = keras.layers.BatchNormalization(momentum=1 - MOMENTUM, epsilon=EPS, name=_keras_name(name))
+            x = norm(x)
+            loaders.append(_batchnorm_loader(norm, name))
+        elif isinstance(layer, Dropout):
+            x = keras.layers.Dropout(layer.p)(x)
         elif isinstance(layer, Residual):
             body, _ = _apply(layer.body, x, shape, f"{name}.", loaders)
             skip = _apply(layer.shortcut, x, shape, f"{name}.", loaders)[0] if layer.shortcut else x
@@ -105,7 +122,16 @@ def _dense_kernel(flattened_from):
 
 
 def _loader(layer, name: str, kernel):
-    return lambda params: layer.set_weights([kernel(params[f"{name}.weight"]), params[f"{name}.bias"]])
+    bias = [f"{name}.bias"] if layer.use_bias else []
+    return lambda params: layer.set_weights([kernel(params[f"{name}.weight"]), *(params[b] for b in bias)])
+
+
+def _batchnorm_loader(layer, name: str):
+    """gamma, beta from the parameters; the moving statistics at PyTorch's start (0 and 1)."""
+    def load(params):
+        weight = params[f"{name}.weight"]
+        layer.set_weights([weight, params[f"{name}.bias"], np.zeros_like(weight), np.ones_like(weight)])
+    return load
 
 
 def _keras_name(name: str) -> str:

@@ -74,6 +74,7 @@ COMPARE_SCHEMA = _object({
         "limit_train": _INT_OR_NULL, "limit_val": _INT_OR_NULL, "epochs": {"type": "integer"},
         "lr": _NUMBER, "momentum": _NUMBER, "weight_decay": _NUMBER, "optimizer": {"type": "string"},
         "num_classes": _INT_OR_NULL,  # --num-classes, for a folder whose classes are not all in training
+        "dropout_rng": {"enum": ["shared", "native"]},
         "train_examples": {"type": "integer"}, "val_examples": {"type": "integer"},
         "backends": {"type": "array", "items": {"type": "string"}},
     }),

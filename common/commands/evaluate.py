@@ -1,7 +1,8 @@
 """``crossframe evaluate``: the validation loss and accuracy of saved parameters, in any backend.
 
 The parameters are in the exchange format (common/checkpoint.py), so a file written by
-one backend (``crossframe train``'s params.npz) is evaluated by any other.
+one backend (``crossframe train``'s params.npz) is evaluated by any other. A model with
+BatchNorm evaluates on the running statistics the file holds beside its parameters.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import checkpoint
+from ..batchnorm import split_state
 from ..checks import check_float32
 from ..classifier import EpochTotals
 from ..errors import UserError
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     check_model_fits(args.model, data)
     model = classifier(args.backend, args.model, num_classes=data.num_classes, input_shape=data.input_shape,
                        seed=args.seed, device=args.device)
-    model.set_params(_fitting(params, model, args.params))
+    model.load_state_dict(_fitting(params, model, args.params))
     loss, acc = _evaluate(model, data.val_plan(), args.params)
     n = len(data.val)
     print(
@@ -91,9 +93,10 @@ def _evaluate(model, plan, path: Path) -> tuple[float, float]:
 
 
 def _fitting(params: dict[str, np.ndarray], model, path: Path) -> dict[str, np.ndarray]:
-    """``params`` if their names and shapes are ``model``'s; else say which model they are."""
+    """``params`` (parameters and buffers) if their names and shapes are ``model``'s; else say which model they are."""
     try:
-        return model.check_params(params)
+        trainable, buffers = split_state(params, model.spec)
+        return {**model.check_params(trainable), **model.check_buffers(buffers)}
     except UserError as err:
         other = _model_of(params, model.spec)
         hint = f"it holds {other!r} parameters: pass --model {other}" if other else str(err)
@@ -108,6 +111,6 @@ def _model_of(params: dict[str, np.ndarray], spec) -> str | None:
             other = build_spec(name, input_shape=spec.input_shape, num_classes=spec.num_classes)
         except UserError:
             continue
-        if {k: tuple(v) for k, v in other.param_shapes().items()} == shapes:
+        if {k: tuple(v) for k, v in {**other.param_shapes(), **other.buffer_shapes()}.items()} == shapes:
             return name
     return None

@@ -40,7 +40,8 @@ CONCEPTS: tuple[Concept, ...] = (
         "Every backend walks the same framework-neutral spec (common/models.py) and builds its own layers "
         "from it; each layer with parameters carries its spec name, so the parameter names are the same "
         "everywhere.",
-        takes_model=True, parity=("logits",), aliases=("network",),
+        takes_model=True, parity=("logits", "train logits", "dropout mask", "buffer", "batches tracked",
+                                  "eval logits"), aliases=("network",),
     ),
     Concept(
         "loss", "The training loss",
@@ -60,7 +61,9 @@ CONCEPTS: tuple[Concept, ...] = (
         "training_step", "One training step",
         "Forward pass, loss, gradients, one optimizer update; the metrics stay on the device. The shared "
         "method checks and converts the inputs, then calls the backend's _train_step.",
-        shared=("common.classifier:Classifier.training_step",), parity=("gradient", "train", "train loss"),
+        shared=("common.classifier:Classifier.training_step",),
+        parity=("gradient", "gradient before BatchNorm", "train", "train with BatchNorm", "train loss",
+                "train loss with BatchNorm"),
         run_figures=True, aliases=("step", "train_step"),
     ),
     Concept(
@@ -103,7 +106,7 @@ CONCEPTS: tuple[Concept, ...] = (
         "backward", "The backward pass",
         "The gradient of the loss with respect to every parameter: written by hand, layer by layer, in "
         "the NumPy reference; derived by automatic differentiation everywhere else.",
-        takes_model=True, parity=("gradient",), aliases=("gradients", "backprop"),
+        takes_model=True, parity=("gradient", "gradient before BatchNorm"), aliases=("gradients", "backprop"),
     ),
 )
 
