@@ -1,5 +1,5 @@
 """``python -m crossframe``: the same as the ``crossframe`` command."""
 
-from .common.cli import main
+from .common.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -78,6 +79,22 @@ def main(argv: list[str] | None = None) -> int:
         settle_streams()
 
 
+def entry() -> None:
+    """The process's entry point (the ``crossframe`` script, ``python -m crossframe``): exit with
+    :func:`main`'s code.
+
+    An interrupted run leaves through ``os._exit``: CPython 3.11 keeps a flag set when Ctrl-C
+    lands while C code runs Python (``PyRun_String``, as pybind11 does while torch imports), and
+    at exit it then kills itself with SIGINT (status -2) whatever ``main`` returned. Everything
+    the run keeps is written and closed by then; the streams are flushed here.
+    """
+    code = main()
+    if code == TrainingInterrupted.exit_code:
+        settle_streams()
+        os._exit(code)
+    raise SystemExit(code)
+
+
 def _run_folder(args: argparse.Namespace | None) -> Path | None:
     """The folder the command writes, if it has one (the traceback goes there)."""
     folder = getattr(args, "resume", None) or getattr(args, "out", None)
@@ -96,4 +113,4 @@ def one_line_warnings() -> Iterator[None]:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

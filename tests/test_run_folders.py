@@ -9,6 +9,7 @@ with one line; a terminal that goes away does not stop a run.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -126,6 +127,25 @@ def test_ctrl_c_during_the_imports_is_one_line_and_130(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], capture_output=True, text=True,
                             timeout=CLI_TIMEOUT)
     assert (result.returncode, result.stderr) == (130, "crossframe: interrupted\n")
+
+
+def test_ctrl_c_inside_c_code_that_runs_python_is_still_130(tmp_path):
+    """CPython 3.11 marks a KeyboardInterrupt raised under ``PyRun_String`` (pybind11 runs Python
+    that way while torch imports) and, under ``python -m``, exits by SIGINT whatever ``main``
+    returned. A sitecustomize raises one there, where the commands are imported: on time, every time."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import ctypes, sys\n"
+        "class CtrlC:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'crossframe.common.commands':\n"
+        "            ctypes.pythonapi.PyRun_SimpleString(b'raise KeyboardInterrupt')\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, CtrlC())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    proc = start_cli("train", "--out", tmp_path / "run", env=env)
+    _, stderr = proc.communicate(timeout=CLI_TIMEOUT)
+    assert proc.returncode == 130 and stderr.endswith("crossframe: interrupted\n"), (proc.returncode, stderr)
 
 
 def test_a_real_ctrl_c_while_a_framework_imports(tmp_path):
