@@ -30,16 +30,17 @@ def ms_per_step(model: str, batch_size: int, batches: int, repeats: int, device:
     X = jax.device_put(rng.normal(size=(n, 1, 28, 28)).astype(np.float32), clf._device)
     y = jax.device_put(rng.integers(0, 10, n).astype(np.int32), clf._device)
     order = jnp.arange(n, dtype=jnp.int32)
+    key = jnp.zeros(3, jnp.uint32)  # (seed, epoch, step): the dropout masks' key
 
     def scan() -> None:
-        clf.state, per_batch = steps.train_epoch(clf.state, X, y, order, batch_size)
+        clf.state, per_batch = steps.train_epoch(clf.state, X, y, order, batch_size, key)
         jax.block_until_ready(per_batch)
 
     def loop() -> None:
         state = clf.state
         for i in range(batches):
             idx = order[i * batch_size:(i + 1) * batch_size]
-            state, metrics = steps.train_step(state, (X[idx], y[idx]))
+            state, metrics = steps.train_step(state, (X[idx], y[idx]), key.at[2].set(i))
         clf.state = state
         jax.block_until_ready(metrics)
 
