@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -62,6 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         with one_line_warnings():
+            if getattr(args, "devices", 1) > 1 and getattr(args, "backend", None):
+                from .parallel import launch
+                from .registry import meta
+
+                code = launch(list(sys.argv[1:] if argv is None else argv), meta(args.backend), args.devices)
+                if code is not None:  # the command ran in workers or a fresh process (common/parallel.py)
+                    return code
             return int(args.run(args) or 0)
     except UserError as err:
         say(f"crossframe: error: {err}", err=True)

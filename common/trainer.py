@@ -289,6 +289,9 @@ def run_config(classifier: Classifier, data, max_epochs: int) -> dict[str, Any]:
         "backend": classifier.backend,
         "device": classifier.device,
         **classifier.hparams.to_dict(),
+        # data parallelism: the world size (replicas) and what ran them; None on one device
+        "world_size": classifier.hparams.devices,
+        "engine": classifier.parallel_engine if classifier.hparams.devices > 1 else None,
         "epochs": max_epochs,
         "dataset": data.name,
         "batch_size": data.batch_size,

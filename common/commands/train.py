@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         say(f"resuming {out} after epoch {done} of {args.epochs}")
     say(
-        f"training {args.model} with {args.backend} on {model.device}: {data.name}, "
+        f"training {args.model} with {args.backend} on {model.device}{_replicas(model)}: {data.name}, "
         f"{len(data.train.y):,} training / {len(data.val.y):,} validation images, {data.num_classes} classes, "
         f"batch {data.batch_size}, " + describe(model.hparams.optimizer_spec())
     )
@@ -126,6 +126,12 @@ def run(args: argparse.Namespace) -> int:
         f"(loss {last['val_loss']:.4f}), best {best['val_acc']:.4f} at epoch {best['epoch']}; files in {out}"
     )
     return 0
+
+
+def _replicas(model) -> str:
+    """How many devices the run uses and the engine that runs them, when more than one."""
+    n = model.hparams.devices
+    return f" and {n - 1} more ({n} devices, {model.parallel_engine})" if n > 1 else ""
 
 
 def _check_new_run_folder(folder: RunFolder) -> None:
