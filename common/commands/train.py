@@ -23,6 +23,7 @@ from ...data import KNOWN_DATASETS
 from ..console import say
 from ..errors import TrainingInterrupted, UserError
 from ..optim import describe
+from ..parallel import is_main_process
 from ..registry import classifier_for, load_backend
 from ..runfolder import RunFolder
 from ..settings import DataSettings, Hyperparameters
@@ -85,12 +86,14 @@ def run(args: argparse.Namespace) -> int:
         setattr(args, dest, args.option_defaults[dest])
     if args.progress is None:
         args.progress = sys.stderr is not None and sys.stderr.isatty()
+    main_process = is_main_process()  # of data-parallel workers, rank 0 alone writes (common/parallel.py)
     if args.resume is not None:
         out = args.resume
         config, done = _settings_from_run(args, given)
     else:
         out = args.out or default_out_dir(args)
-        _check_new_run_folder(RunFolder(out))
+        if main_process:
+            _check_new_run_folder(RunFolder(out))
         done = 0
     if done == args.epochs:
         say(f"{out} already holds all {done} epochs: nothing to train (pass --epochs N to train further)")
@@ -113,7 +116,10 @@ def run(args: argparse.Namespace) -> int:
         f"batch {data.batch_size}, " + describe(model.hparams.optimizer_spec())
     )
     start = time.perf_counter()
-    trainer = Trainer(args.epochs, progress=args.progress, out_dir=out, log=say)
+    if main_process:
+        trainer = Trainer(args.epochs, progress=args.progress, out_dir=out, log=say)
+    else:  # another worker: reads a resumed run's state, shows and writes nothing
+        trainer = Trainer(args.epochs, progress=False, out_dir=args.resume, log=None, write=False)
     try:
         history = trainer.fit(model, data, resume=args.resume is not None)
     except TrainingInterrupted as err:
