@@ -96,7 +96,7 @@ class Classifier(abc.ABC):
         if self.hparams.devices > 1:
             from .registry import meta  # here: the registry imports this module
 
-            check_parallel(self.backend, meta(self.backend).parallel, self.spec, self.hparams)
+            check_parallel(self.backend, meta(self.backend).parallel, self.spec, self.hparams.devices)
         # the (epoch, step) of the next training step: the key of its dropout masks (common/dropout.py)
         self.step_position = StepPosition()
 

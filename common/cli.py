@@ -63,11 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         with one_line_warnings():
-            if getattr(args, "devices", 1) > 1 and getattr(args, "backend", None):
-                from .parallel import launch
+            # --devices N > 1 (a resume without it: one device) needs its devices before the command runs
+            if isinstance(getattr(args, "devices", None), int) and args.devices > 1 and getattr(args, "backend", None):
+                from .models import build_spec
+                from .parallel import check_parallel, launch
                 from .registry import meta
 
-                code = launch(list(sys.argv[1:] if argv is None else argv), meta(args.backend), args.devices)
+                info = meta(args.backend)
+                check_parallel(info.name, info.parallel, build_spec(args.model if isinstance(args.model, str) else "mlp"), args.devices)
+                code = launch(list(sys.argv[1:] if argv is None else argv), info, args.devices)
                 if code is not None:  # the command ran in workers or a fresh process (common/parallel.py)
                     return code
             return int(args.run(args) or 0)

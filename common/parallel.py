@@ -47,9 +47,8 @@ def is_main_process() -> bool:
     return rank() == 0
 
 
-def check_parallel(backend: str, engine: str | None, spec, hparams) -> None:
-    """Refuse, in one line, what cannot run on ``hparams.devices`` devices."""
-    n = hparams.devices
+def check_parallel(backend: str, engine: str | None, spec, n: int) -> None:
+    """Refuse, in one line, what cannot run on ``n`` devices (before any worker starts)."""
     if n == 1:
         return
     if engine is None:

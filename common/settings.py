@@ -63,7 +63,8 @@ class Hyperparameters:
                          help="seed of the initial parameters and of the batch order (default: 0)")
     device: str = _setting("auto", flag="--device", kind=DEVICES, same_run=False, json=_TEXT,
                            help="auto takes a GPU when the framework sees one (default: auto)")
-    devices: int = _setting(1, flag="--devices", kind="positive_int", same_run=False, json=_INT,
+    # json None: optional in config.json (runs made before --devices lack it; common/runschema.py)
+    devices: int = _setting(1, flag="--devices", kind="positive_int", same_run=False,
                             help="how many devices share each batch, data-parallel: torch DistributedDataParallel, "
                                  "a JAX mesh, TF MirroredStrategy; the global batch stays --batch-size, split in "
                                  "contiguous slices (default: 1; README: More than one device)")

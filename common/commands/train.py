@@ -32,7 +32,7 @@ from .options import (add_backend_option, add_training_options, check_model_fits
                       hyperparameters_from_args, load_data_from_args)
 
 #: The options that --resume accepts with any value; every other one comes from the run's config.json.
-RESUME_MAY_CHANGE = ("epochs", "device", "data_dir", "progress", "download", "resume")
+RESUME_MAY_CHANGE = ("epochs", "device", "devices", "data_dir", "progress", "download", "resume")
 #: Given with --resume, these flags are held to config.json's key of the same name: the backend, every
 #: setting a resumed run keeps (common/settings.py), --num-classes (config.json's num_classes) and --deterministic.
 RESUME_SAME_AS_CONFIG = ("backend", *(f.name for settings in (Hyperparameters, DataSettings) for f in fields(settings)
@@ -165,7 +165,7 @@ def _settings_from_run(args: argparse.Namespace, given: set[str]) -> tuple[dict,
     if differ:
         raise UserError(
             f"--resume takes the run's settings from {config_path}; these differ: {', '.join(differ)} "
-            "(only --epochs, --device, --data-dir, --no-download and --progress may change; leave the others out "
+            "(only --epochs, --device, --devices, --data-dir, --no-download and --progress may change; leave the others out "
             "or give the run's values)"
         )
     for key in RESUME_SAME_AS_CONFIG:
