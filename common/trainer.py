@@ -258,6 +258,7 @@ class Trainer:
         config["epochs"] = self.max_epochs
         config.setdefault("resumed", []).append(
             {"after_epoch": state.epoch, "backend": classifier.backend, "device": classifier.device,
+             "devices": classifier.hparams.devices,
              "deterministic": determinism_enabled(classifier.backend), "at": now()}
         )
         folder.write_config(config)

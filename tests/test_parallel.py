@@ -58,3 +58,26 @@ def test_two_devices_train_as_one(engine_backend, data, tmp_path):
     assert runs[1].keys() == runs[2].keys()
     worst = max(float(np.abs(runs[1][k] - runs[2][k]).max()) for k in runs[1])
     assert worst <= TOLERANCE, worst
+
+
+def test_compare_refuses_two_devices(capsys, data, tmp_path):
+    line = one_line_error(run_main(capsys, "compare", "--backends", "numpy", "--devices", "2", "--dataset", data,
+                                   "--out", tmp_path / "c"))
+    assert "--devices 2" in line
+
+
+def test_resume_on_another_device_count(data, tmp_path):
+    """A run of 1 epoch on 2 devices resumed for a second on 1 ends where 2 epochs on 1 device end
+    (up to the float32 summation order of the first epoch)."""
+    common = ["train", "--backend", "jax", "--model", "mlp", "--device", "cpu", "--dataset", data,
+              "--batch-size", "27", "--no-download"]
+    for args in (["--epochs", 1, "--devices", 2, "--out", tmp_path / "mixed"],
+                 ["--resume", tmp_path / "mixed", "--epochs", 2],
+                 ["--epochs", 2, "--out", tmp_path / "one"]):
+        result = run_cli(*common, *args) if "--resume" not in args else run_cli(
+            "train", *args, "--no-download")
+        assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / "mixed" / "config.json").read_text())
+    assert config["devices"] == 2 and config["resumed"][0]["after_epoch"] == 1 and config["resumed"][0]["devices"] == 1
+    mixed, one = load_npz(tmp_path / "mixed" / "params.npz"), load_npz(tmp_path / "one" / "params.npz")
+    assert max(float(np.abs(mixed[k] - one[k]).max()) for k in one) <= TOLERANCE
