@@ -44,7 +44,8 @@ class TFClassifier(Classifier):
     def __init__(self, model: str, **hparams: Any) -> None:
         super().__init__(model, **hparams)
         # data parallelism (parallel.py), configured before anything starts TensorFlow's runtime
-        self.strategy = parallel.replicas(self.hparams.device, self.hparams.devices) if self.hparams.devices > 1 else None
+        devices = self.hparams.devices
+        self.strategy = parallel.replicas(self.hparams.device, devices) if devices > 1 else None
         self._device = resolve_device(self.hparams.device)
         with tf.device(self._device) if self.strategy is None else parallel.mirrored(self.strategy):
             self.net = build_network(self.spec, native_dropout=self.hparams.dropout_rng == "native")

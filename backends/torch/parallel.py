@@ -55,8 +55,9 @@ def join(device: torch.device, devices: int) -> tuple[int, int, torch.device]:
     this call starts if the launcher has not (gloo on a CPU, NCCL on GPUs)."""
     world = int(os.environ.get(parallel.WORLD_SIZE, "0"))
     if world != devices:
-        raise UserError(f"--devices {devices} with torch needs {devices} worker processes, found WORLD_SIZE={world or 'unset'}; "
-                        "run it through crossframe's command line (it starts them) or torchrun with as many processes")
+        raise UserError(f"--devices {devices} with torch needs {devices} worker processes, found "
+                        f"WORLD_SIZE={world or 'unset'}; run it through crossframe's command line (it starts them) "
+                        "or torchrun with as many processes")
     local = int(os.environ.get(parallel.LOCAL_RANK, "0"))
     if device.type == "cuda":
         if torch.cuda.device_count() <= local:
