@@ -19,6 +19,7 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator
 import numpy as np
 
 from . import checkpoint
+from .parallel import check_parallel
 from .batchnorm import check_batch, check_buffers, initial_buffers, split_state
 from .checks import check_finite, check_image_shape, check_label_vector, check_logits_shape
 from .dropout import StepPosition, key_words
@@ -83,12 +84,19 @@ class Classifier(abc.ABC):
 
     backend: ClassVar[str]
 
+    #: what runs it on several devices (README, "More than one device"); None: one device only
+    parallel_engine: ClassVar[str | None] = None
+
     def __init__(self, model: str, **hparams: Any) -> None:
         """``hparams``: the :class:`~crossframe.common.settings.Hyperparameters` other than the model
         (num_classes, input_shape, lr, momentum, weight_decay, optimizer, seed, device)."""
         self.hparams = Hyperparameters.of(model, **hparams)
         self.spec: ModelSpec = build_spec(model, input_shape=self.hparams.input_shape,
                                           num_classes=self.hparams.num_classes)
+        if self.hparams.devices > 1:
+            from .registry import meta  # here: the registry imports this module
+
+            check_parallel(self.backend, meta(self.backend).parallel, self.spec, self.hparams.devices)
         # the (epoch, step) of the next training step: the key of its dropout masks (common/dropout.py)
         self.step_position = StepPosition()
 

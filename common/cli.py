@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -62,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         with one_line_warnings():
+            code = _on_its_devices(args, sys.argv[1:] if argv is None else argv)
+            if code is not None:  # the command ran in workers or a fresh process (common/parallel.py)
+                return code
             return int(args.run(args) or 0)
     except UserError as err:
         say(f"crossframe: error: {err}", err=True)
@@ -93,6 +97,21 @@ def entry() -> None:
         settle_streams()
         os._exit(code)
     raise SystemExit(code)
+
+
+def _on_its_devices(args: argparse.Namespace, argv: list[str]) -> int | None:
+    """A command with ``--devices N > 1`` (a resume without it: one device), checked and given its
+    devices before it runs: its exit code if it ran elsewhere, None to run it here."""
+    devices = getattr(args, "devices", None)
+    if not (isinstance(devices, int) and devices > 1 and getattr(args, "backend", None)):
+        return None
+    from .models import build_spec
+    from .parallel import check_parallel, launch
+    from .registry import meta
+
+    info = meta(args.backend)
+    check_parallel(info.name, info.parallel, build_spec(args.model if isinstance(args.model, str) else "mlp"), devices)
+    return launch(list(argv), info, devices)
 
 
 def _run_folder(args: argparse.Namespace | None) -> Path | None:

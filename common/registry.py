@@ -37,6 +37,8 @@ class BackendMeta:
     order: int
     devices: tuple[str, ...]
     keras_backend: str | None
+    parallel: str | None = None  # how it runs on several devices: common/parallel.py's launch
+    parallel_env: tuple[tuple[str, str], ...] = ()  # set before its framework starts, {n}: the device count
 
 
 @functools.cache
@@ -49,7 +51,8 @@ def discover() -> dict[str, BackendMeta]:
             if name.isidentifier() and name not in found:
                 values = runpy.run_path(str(meta))
                 found[name] = BackendMeta(name, values["FRAMEWORK"], tuple(values["MODULES"]), values["INSTALL"],
-                                          int(values["ORDER"]), tuple(values["DEVICES"]), values["KERAS_BACKEND"])
+                                          int(values["ORDER"]), tuple(values["DEVICES"]), values["KERAS_BACKEND"],
+                                          values.get("PARALLEL"), tuple(values.get("PARALLEL_ENV", {}).items()))
     return dict(sorted(found.items(), key=lambda item: (item[1].order, item[0])))
 
 

@@ -43,7 +43,8 @@ CONFIG_TYPES: dict[str, tuple[str, tuple[type, ...]]] = {
 }
 OPTIONAL_TYPES: dict[str, tuple[str, tuple[type, ...]]] = {
     "data_folder": ("a string or null", (str, type(None))), "deterministic": ("true or false", (bool,)),
-    "resumed": ("a list", (list,)), "versions": ("an object", (dict,)), "started": _TEXT,
+    "resumed": ("a list", (list,)),
+    "devices": _INT, "world_size": _INT, "engine": ("a string or null", (str, type(None))), "versions": ("an object", (dict,)), "started": _TEXT,
 }
 #: The keys of one epoch's record (metrics.jsonl, a checkpoint's history) and their ranges.
 RECORD_RANGES = {

@@ -63,6 +63,11 @@ class Hyperparameters:
                          help="seed of the initial parameters and of the batch order (default: 0)")
     device: str = _setting("auto", flag="--device", kind=DEVICES, same_run=False, json=_TEXT,
                            help="auto takes a GPU when the framework sees one (default: auto)")
+    # json None: optional in config.json (runs made before --devices lack it; common/runschema.py)
+    devices: int = _setting(1, flag="--devices", kind="positive_int", same_run=False,
+                            help="how many devices share each batch, data-parallel: torch DistributedDataParallel, "
+                                 "a JAX mesh, TF MirroredStrategy; the global batch stays --batch-size, split in "
+                                 "contiguous slices (default: 1; README: More than one device)")
     dropout_rng: str = _setting("shared", flag="--dropout-rng", kind=DROPOUT_RNGS, json=_TEXT,
                                 help="where dropout's masks come from: shared, one source keyed by (seed, epoch, "
                                      "step, layer), the same masks in every backend; native, each framework's own "
@@ -75,6 +80,9 @@ class Hyperparameters:
         for name in ("lr", "momentum", "weight_decay"):
             set_(self, name, float(getattr(self, name)))
         set_(self, "seed", int(self.seed))
+        set_(self, "devices", int(self.devices))
+        if self.devices < 1:
+            raise UserError(f"--devices must be at least 1; got {self.devices!r}")
         if self.dropout_rng not in DROPOUT_RNGS:
             raise UserError(f"unknown dropout rng {self.dropout_rng!r}; choose one of: {', '.join(DROPOUT_RNGS)}")
         if self.optimizer not in OPTIMIZER_SPECS:

@@ -50,11 +50,15 @@ class Trainer:
         out_dir=None,
         log: Callable[[str], None] | None = None,
         on_epoch_end: Callable[[Classifier, dict[str, Any]], None] | None = None,
+        write: bool = True,
     ) -> None:
         """``log`` receives one line per epoch; by default the lines are shown with the progress bar.
 
         ``on_epoch_end(classifier, record)`` runs after each epoch's files are written (``crossframe
         compare`` keeps each epoch's parameters with it).
+
+        ``write=False``: ``out_dir`` is only read (a resume's state), never written nor locked: a
+        data-parallel worker other than rank 0 (common/parallel.py).
         """
         if int(max_epochs) < 1:
             raise UserError(f"the number of epochs must be at least 1; got {max_epochs!r}")
@@ -63,6 +67,7 @@ class Trainer:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.log = log if log is not None else (_write_line if progress else None)
         self.on_epoch_end = on_epoch_end
+        self.write = write
         self.history: list[dict[str, Any]] = []
         self._saved_epoch: int | None = None  # the epoch whose files are in out_dir
         self._folder: RunFolder | None = None  # out_dir, locked while fit runs
@@ -87,7 +92,7 @@ class Trainer:
             first = 1
             if resume:
                 first = self._resume(classifier, data) + 1
-            elif self.out_dir is not None:
+            elif self.out_dir is not None and self.write:
                 self._start_run_folder(classifier, data)
             epoch = first
             try:
@@ -233,8 +238,9 @@ class Trainer:
         folder = RunFolder(self.out_dir)
         if not folder.path.is_dir():
             raise UserError(f"{self.out_dir} is not a crossframe run folder: it is not a folder")
-        folder.lock()
-        self._folder = folder
+        if self.write:
+            folder.lock()
+            self._folder = folder
         config, state = folder.read_run()  # both checked, and against each other, before anything is written
         mismatches = same_run_mismatches(config, run_config(classifier, data, self.max_epochs))
         if mismatches:
@@ -246,10 +252,13 @@ class Trainer:
         # epoch 0 holds the fresh optimizer's state: keep the fresh optimizer
         classifier.restore_state(state.params, state.optimizer if state.epoch > 0 else None)
         self.history = list(state.history)
+        if not self.write:
+            return state.epoch
         folder.remove_stale_temporaries()
         config["epochs"] = self.max_epochs
         config.setdefault("resumed", []).append(
             {"after_epoch": state.epoch, "backend": classifier.backend, "device": classifier.device,
+             "devices": classifier.hparams.devices,
              "deterministic": determinism_enabled(classifier.backend), "at": now()}
         )
         folder.write_config(config)
@@ -289,6 +298,9 @@ def run_config(classifier: Classifier, data, max_epochs: int) -> dict[str, Any]:
         "backend": classifier.backend,
         "device": classifier.device,
         **classifier.hparams.to_dict(),
+        # data parallelism: the world size (replicas) and what ran them; None on one device
+        "world_size": classifier.hparams.devices,
+        "engine": classifier.parallel_engine if classifier.hparams.devices > 1 else None,
         "epochs": max_epochs,
         "dataset": data.name,
         "batch_size": data.batch_size,

@@ -30,7 +30,7 @@ import optax.tree_utils as otu
 
 from ...common.checks import check_finite
 from ...common.classifier import Classifier, EpochTotals, ProgressCallback
-from . import dropout, steps
+from . import dropout, parallel, steps
 from .device import resolve_device
 from .models import build_network, from_flax_buffers, from_flax_params, to_flax_buffers, to_flax_params
 from .optim import STATE_KEYS, optimizer_for
@@ -49,10 +49,15 @@ SCANNED_ON_CPU = frozenset({"softmax", "mlp", "mlp-dropout"})  # mlp-dropout: an
 
 class JaxClassifier(Classifier):
     backend = "jax"
+    parallel_engine = "jax.sharding.Mesh"
 
     def __init__(self, model: str, **hparams: Any) -> None:
         super().__init__(model, **hparams)
         self._device = resolve_device(self.hparams.device)
+        # data parallelism (parallel.py): the state replicated on a mesh, each batch split across it
+        self.mesh = parallel.replicas(self._device, self.hparams.devices) if self.hparams.devices > 1 else None
+        self._placement = self._device if self.mesh is None else parallel.replicated(self.mesh)
+        self._batch_sharding = None if self.mesh is None else parallel.sharded(self.mesh)
         self.net = build_network(self.spec, native_dropout=self.hparams.dropout_rng == "native")
         self.optimizer = self.configure_optimizers()
         params = self._to_device(to_flax_params(self.initial_params(), self.spec))
@@ -83,7 +88,7 @@ class JaxClassifier(Classifier):
 
     def gradients(self, batch) -> dict[str, np.ndarray]:
         X, y = batch
-        grads = steps.gradients(self.state, (self._images(X), self._labels(y)), self._key())
+        grads = steps.gradients(self.state, (self._images(X), self._labels(y)), self._key(), self._batch_sharding)
         return from_flax_params(grads, self.spec)
 
     def get_params(self) -> dict[str, np.ndarray]:
@@ -150,7 +155,8 @@ class JaxClassifier(Classifier):
             return super().train_epoch(plan, on_progress)
         self._begin_epoch(plan)
         X, y, order = self._resident(plan.X), self._resident(plan.y), self._to_device(plan.order.astype(np.int32))
-        self.state, per_batch = steps.train_epoch(self.state, X, y, order, plan.batch_size, self._key())
+        self.state, per_batch = steps.train_epoch(self.state, X, y, order, plan.batch_size, self._key(),
+                                                  self._batch_sharding)
         self.step_position = self.step_position.advanced(len(plan))
         return self._stacked_totals(plan, per_batch["loss"], per_batch["correct"], on_progress)
 
@@ -167,7 +173,7 @@ class JaxClassifier(Classifier):
         return self._device.platform != "cpu" or self.model in SCANNED_ON_CPU
 
     def _train_step(self, X: jax.Array, y: jax.Array) -> dict[str, jax.Array]:
-        self.state, metrics = steps.train_step(self.state, (X, y), self._key())
+        self.state, metrics = steps.train_step(self.state, (X, y), self._key(), self._batch_sharding)
         return metrics
 
     def _apply_gradients(self, grads: dict[str, np.ndarray]) -> None:
@@ -186,7 +192,8 @@ class JaxClassifier(Classifier):
     # ------------------------------------------------------------------ conversions
 
     def _to_device(self, tree):
-        return jax.device_put(tree, self._device)
+        """On the device, or a copy on every device of the mesh."""
+        return jax.device_put(tree, self._placement)
 
     def _as_float(self, x, what: str):
         if isinstance(x, jax.Array):

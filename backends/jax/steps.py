@@ -80,6 +80,13 @@ def train_forward(params, state: TrainState, X: jax.Array, key: jax.Array) -> tu
     return logits, updates.get("batch_stats", {})
 
 
+def split(batch: Batch, sharding) -> Batch:
+    """``batch`` laid out as ``sharding`` says (None: as it is): data parallelism (parallel.py)."""
+    if sharding is None:
+        return batch
+    return tuple(jax.lax.with_sharding_constraint(a, sharding) for a in batch)
+
+
 def loss_fn(params, state: TrainState, batch: Batch, key: jax.Array) -> tuple[jax.Array, tuple[jax.Array, Any]]:
     """(mean loss, (logits, updated batch_stats)) of a train-mode pass with ``params`` on ``batch``;
     differentiable in ``params``."""
@@ -105,16 +112,19 @@ def predict_train(state: TrainState, X: jax.Array, key: jax.Array) -> jax.Array:
     return train_forward(state.params, state, X, key)[0]
 
 
-@jax.jit
-def gradients(state: TrainState, batch: Batch, key: jax.Array):
-    """d(mean loss)/d(params) on ``batch`` in train mode at ``key``, in Flax's layout; no update."""
-    return jax.grad(loss_fn, has_aux=True)(state.params, state, batch, key)[0]
+@partial(jax.jit, static_argnames="sharding")
+def gradients(state: TrainState, batch: Batch, key: jax.Array, sharding=None):
+    """d(mean loss)/d(params) on ``batch`` in train mode at ``key``, in Flax's layout; no update.
+    ``sharding``: the batch's across a mesh (parallel.py), None on one device."""
+    return jax.grad(loss_fn, has_aux=True)(state.params, state, split(batch, sharding), key)[0]
 
 
-@partial(jax.jit, donate_argnums=0)
-def train_step(state: TrainState, batch: Batch, key: jax.Array) -> tuple[TrainState, Metrics]:
+@partial(jax.jit, donate_argnums=0, static_argnames="sharding")
+def train_step(state: TrainState, batch: Batch, key: jax.Array, sharding=None) -> tuple[TrainState, Metrics]:
     """One optimizer update on ``batch`` with the dropout masks of ``key``; BatchNorm's running
-    statistics and counters move on; the metrics are those of the parameters before the update."""
+    statistics and counters move on; the metrics are those of the parameters before the update.
+    ``sharding``: the batch's across a mesh (parallel.py), None on one device."""
+    batch = split(batch, sharding)
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, state, batch, key)
     counted = jax.tree.map(lambda n: n + 1, state.batches_tracked)
     return (state.apply_gradients(grads=grads, batch_stats=batch_stats, batches_tracked=counted),
@@ -135,12 +145,13 @@ def eval_step(state: TrainState, batch: Batch) -> Metrics:
     return metrics(logits, y, cross_entropy(logits, y))
 
 
-@partial(jax.jit, static_argnames="batch_size", donate_argnums=0)
+@partial(jax.jit, static_argnames=("batch_size", "sharding"), donate_argnums=0)
 def train_epoch(state: TrainState, X: jax.Array, y: jax.Array, order: jax.Array,
-                batch_size: int, key: jax.Array) -> tuple[TrainState, Metrics]:
+                batch_size: int, key: jax.Array, sharding=None) -> tuple[TrainState, Metrics]:
     """``train_step`` over the batches ``X[order[i*batch_size:(i+1)*batch_size]]``, in one program;
-    step i has the key ``key`` with its step word set to i (``key`` = (seed, epoch, 0))."""
-    return _scan_batches(train_step, state, X, y, order, batch_size, key)
+    step i has the key ``key`` with its step word set to i (``key`` = (seed, epoch, 0)); each batch
+    laid out as ``sharding`` says (parallel.py; None on one device)."""
+    return _scan_batches(partial(train_step, sharding=sharding), state, X, y, order, batch_size, key)
 
 
 @partial(jax.jit, static_argnames="batch_size")

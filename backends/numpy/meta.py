@@ -10,3 +10,4 @@ INSTALL = "pip install numpy"
 ORDER = 4  # where it stands in lists and defaults
 DEVICES = ("cpu",)  # the kinds of device it can run on
 KERAS_BACKEND = None  # Keras 3 has no NumPy backend that trains
+PARALLEL = None  # the float64 reference runs on one device (--devices 2 is refused)

@@ -21,7 +21,7 @@ import tensorflow as tf
 from ...common import layout
 from ...common.checks import check_finite
 from ...common.classifier import Classifier, EpochTotals, ProgressCallback
-from . import dropout
+from . import dropout, parallel
 from .device import resolve_device
 from .models import build_network
 from .optim import optimizer_for
@@ -39,11 +39,15 @@ XLA_MODELS = frozenset({"softmax", "mlp", "mlp-dropout"})  # mlp-dropout: an mlp
 
 class TFClassifier(Classifier):
     backend = "tf"
+    parallel_engine = "tf.distribute.MirroredStrategy"
 
     def __init__(self, model: str, **hparams: Any) -> None:
         super().__init__(model, **hparams)
+        # data parallelism (parallel.py), configured before anything starts TensorFlow's runtime
+        devices = self.hparams.devices
+        self.strategy = parallel.replicas(self.hparams.device, devices) if devices > 1 else None
         self._device = resolve_device(self.hparams.device)
-        with tf.device(self._device):
+        with tf.device(self._device) if self.strategy is None else parallel.mirrored(self.strategy):
             self.net = build_network(self.spec, native_dropout=self.hparams.dropout_rng == "native")
             self.params = self.net.parameters()  # canonical name -> variable, channels-last
             self.buffers = self.net.buffers()
@@ -53,11 +57,12 @@ class TFClassifier(Classifier):
             self.optimizer = self.configure_optimizers()
         signature = [tf.TensorSpec([None, *self.spec.input_shape], tf.float32), tf.TensorSpec([None], tf.int64)]
         key = tf.TensorSpec([3], tf.uint32)  # (seed, epoch, step): the dropout masks' key
-        jit = self.model in XLA_MODELS
+        jit = self.model in XLA_MODELS and self.strategy is None  # XLA does not compile a strategy's graph
+        self._train_body = TFClassifier._train_graph if self.strategy is None else TFClassifier._replicated_train_graph
         # Partials, not bound methods: tf.function counts traces per code object to warn about
         # retracing, so five classifiers made in a row (each tracing its own step once) would
         # read as retracing; a partial has no code object and is counted on its own.
-        self.train_function = tf.function(partial(TFClassifier._train_graph, self), input_signature=[*signature, key],
+        self.train_function = tf.function(partial(self._train_body, self), input_signature=[*signature, key],
                                           jit_compile=jit)
         self.eval_function = tf.function(partial(TFClassifier._eval_graph, self), input_signature=signature,
                                          jit_compile=jit)
@@ -186,6 +191,29 @@ class TFClassifier(Classifier):
             self.optimizer.apply_gradients(zip(grads, self._variables))
             return _metrics(logits, y, loss)
 
+    def _replicated_train_graph(self, X: tf.Tensor, y: tf.Tensor, key: tf.Tensor) -> dict[str, tf.Tensor]:
+        """``_train_graph`` on the strategy's replicas: each takes its contiguous slice of the global
+        batch, its loss summed over the slice / the global size; the gradients are summed across
+        the replicas, which then apply the same update (common/parallel.py, parallel.py)."""
+        n = tf.shape(y)[0]
+
+        def replica(X, y, key):
+            start, size = parallel.replica_part(n)
+            X, y = X[start:start + size], y[start:start + size]
+            with tf.GradientTape() as tape:
+                logits = self.net(X, training=True, key=key, updates=True)
+                loss_sum = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+                loss = loss_sum / tf.cast(n, tf.float32)
+            grads = tape.gradient(loss, self._variables)
+            grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+            self.optimizer.apply_gradients(zip(grads, self._variables))
+            return loss_sum, tf.reduce_sum(tf.cast(_predictions(logits) == y, tf.int64))
+
+        loss_sum, correct = (self.strategy.reduce(tf.distribute.ReduceOp.SUM, part, axis=None)
+                             for part in self.strategy.run(replica, (X, y, key)))
+        return {"loss": loss_sum / tf.cast(n, tf.float32), "correct": correct,
+                "accuracy": tf.cast(correct, tf.float32) / tf.cast(n, tf.float32)}
+
     def _apply_graph(self, grads: list[tf.Tensor]) -> None:
         """The update of ``_train_graph`` from given gradients (TensorFlow's layout), traced into one graph."""
         with tf.device(self._device):
@@ -224,7 +252,7 @@ class TFClassifier(Classifier):
         """The concrete epoch graph for ``kind`` (train or eval) and ``batch_size``, traced on first use."""
         key = (kind, batch_size)
         if key not in self._epoch_functions:
-            step = TFClassifier._train_graph if kind == "train" else TFClassifier._eval_graph
+            step = self._train_body if kind == "train" else TFClassifier._eval_graph
             signature = [tf.TensorSpec([None, *self.spec.input_shape], tf.float32), tf.TensorSpec([None], tf.int64),
                          tf.TensorSpec([None], tf.int64), tf.TensorSpec([3], tf.uint32)]
             function = tf.function(partial(_epoch_graph, partial(step, self), batch_size), input_signature=signature,

@@ -10,3 +10,7 @@ INSTALL = 'pip install "crossframe[tf]"'
 ORDER = 3  # where it stands in lists and defaults
 DEVICES = ("cpu", "gpu")  # the kinds of device it can run on
 KERAS_BACKEND = "tensorflow"  # KERAS_BACKEND for Keras 3 on the same framework (crossframe bench's reference)
+# data parallelism (common/parallel.py): one process, tf.distribute.MirroredStrategy over N devices
+# (on a CPU, N logical devices, configured in backends/tf/parallel.py before TensorFlow starts)
+PARALLEL = "process"
+PARALLEL_ENV = {}

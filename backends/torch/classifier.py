@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from ...common.checks import check_finite
 from ...common.classifier import Classifier
-from . import dropout
+from ...common.parallel import replica_slice
+from . import dropout, parallel
 from .device import resolve_device
 from .models import build_network
 from .optim import STATE_KEYS, optimizer_for
@@ -18,15 +19,20 @@ from .optim import STATE_KEYS, optimizer_for
 
 class TorchClassifier(Classifier):
     backend = "torch"
+    parallel_engine = "torch.nn.parallel.DistributedDataParallel"
 
     def __init__(self, model: str, **hparams: Any) -> None:
         super().__init__(model, **hparams)
         self._device = resolve_device(self.hparams.device)
+        self.rank, self.world = 0, 1  # data parallelism (parallel.py): this replica among how many
+        if self.hparams.devices > 1:
+            self.rank, self.world, self._device = parallel.join(self._device, self.hparams.devices)
         self.net = build_network(self.spec, native_dropout=self.hparams.dropout_rng == "native").to(self._device)
         self.dropouts = [m for m in self.net.modules() if isinstance(m, dropout.Dropout)]
         self.set_params(self.initial_params())
         self.set_buffers(self.initial_buffers())
         self.optimizer = self.configure_optimizers()
+        self.replica = parallel.replicate(self.net, self._device) if self.world > 1 else None
 
     # ------------------------------------------------------------------ the contract
 
@@ -114,12 +120,27 @@ class TorchClassifier(Classifier):
     def _train_step(self, X: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         self.net.train()  # BatchNorm: batch statistics, running ones updated; dropout: masks drawn
         self._set_mask_key()
+        if self.replica is not None:
+            return self._replica_step(X, y)
         logits = self.net(X)
         loss = F.cross_entropy(logits, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         return _metrics(logits.detach(), y, loss.detach())
+
+    def _replica_step(self, X: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """This replica's part of a data-parallel step on the global batch ``(X, y)``: its contiguous
+        slice, loss summed over the slice / the global size * N, which DDP's average over the N
+        replicas turns into the global mean's gradient (common/parallel.py)."""
+        part = replica_slice(len(y), self.rank, self.world)
+        logits = self.replica(X[part])
+        loss_sum = F.cross_entropy(logits, y[part], reduction="sum")
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss_sum * (self.world / len(y))).backward()
+        self.optimizer.step()
+        total, correct = parallel.summed(loss_sum.detach(), (logits.detach().argmax(dim=1) == y[part]).sum())
+        return {"loss": (total / len(y)).to(torch.float32), "accuracy": correct / len(y), "correct": correct.long()}
 
     def _apply_gradients(self, grads: dict[str, np.ndarray]) -> None:
         for name, p in self.net.named_parameters():

@@ -11,3 +11,5 @@ INSTALL = ('pip install "crossframe[torch]" (on a CPU-only machine first: '
 ORDER = 1  # where it stands in lists and defaults
 DEVICES = ("cpu", "gpu")  # the kinds of device it can run on
 KERAS_BACKEND = "torch"  # KERAS_BACKEND for Keras 3 on the same framework (crossframe bench's reference)
+# data parallelism (common/parallel.py): one worker process per device, DistributedDataParallel
+PARALLEL = "processes"

@@ -47,6 +47,7 @@ def _compare(backends: list[str], hparams: Hyperparameters, settings: DataSettin
     config = chosen | asdict(settings) | {"epochs": epochs, "dataset": data.name, "train_examples": len(data.train.y),
                                           "val_examples": len(data.val.y), "backends": list(backends)}
     del config["download"]
+    del config["devices"]  # always 1: compare runs each backend on one device (commands/compare.py)
     worker_data = replace(settings, download=False)  # the data are here now
     started, machine = now(), describe_machine()
     results = {}

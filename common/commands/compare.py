@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..registry import backend_names
+from ..errors import UserError
 from .options import (add_training_options, comma_list, data_settings_from_args, folder_path,
                       hyperparameters_from_args, positive_float, settings_flags)
 
@@ -41,6 +42,9 @@ def run(args) -> int:
     from ..registry import installed_backends
 
     hparams, settings = hyperparameters_from_args(args), data_settings_from_args(args)
+    if hparams.devices > 1:  # README, "More than one device"
+        raise UserError(f"crossframe compare runs each backend on one device; --devices {hparams.devices} is for "
+                        "crossframe train (compare its run folders' params.npz instead)")
     backends = args.backends or list(installed_backends())
     out = args.out or Path("runs") / f"compare-{Path(args.dataset).name}-{args.model}-{datetime.now():%Y%m%d-%H%M%S}"
     command = shlex.join(["crossframe", "compare", "--backends", ",".join(backends), *settings_flags(hparams, settings),

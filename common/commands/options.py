@@ -132,7 +132,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     add_model_options(parser)
     add_data_options(parser)
     parser.add_argument("--epochs", type=positive_int, default=10, help="default: 10")
-    add_settings(parser, Hyperparameters, ("lr", "momentum", "weight_decay", "optimizer", "dropout_rng"))
+    add_settings(parser, Hyperparameters, ("lr", "momentum", "weight_decay", "optimizer", "dropout_rng", "devices"))
     parser.add_argument("--deterministic", action="store_true",
                         help="deterministic ops, for backends with a switch for them (tf); others refuse the flag")
 

@@ -23,6 +23,7 @@ from ...data import KNOWN_DATASETS
 from ..console import say
 from ..errors import TrainingInterrupted, UserError
 from ..optim import describe
+from ..parallel import is_main_process
 from ..registry import classifier_for, load_backend
 from ..runfolder import RunFolder
 from ..settings import DataSettings, Hyperparameters
@@ -31,7 +32,7 @@ from .options import (add_backend_option, add_training_options, check_model_fits
                       hyperparameters_from_args, load_data_from_args)
 
 #: The options that --resume accepts with any value; every other one comes from the run's config.json.
-RESUME_MAY_CHANGE = ("epochs", "device", "data_dir", "progress", "download", "resume")
+RESUME_MAY_CHANGE = ("epochs", "device", "devices", "data_dir", "progress", "download", "resume")
 #: Given with --resume, these flags are held to config.json's key of the same name: the backend, every
 #: setting a resumed run keeps (common/settings.py), --num-classes (config.json's num_classes) and --deterministic.
 RESUME_SAME_AS_CONFIG = ("backend", *(f.name for settings in (Hyperparameters, DataSettings) for f in fields(settings)
@@ -85,12 +86,14 @@ def run(args: argparse.Namespace) -> int:
         setattr(args, dest, args.option_defaults[dest])
     if args.progress is None:
         args.progress = sys.stderr is not None and sys.stderr.isatty()
+    main_process = is_main_process()  # of data-parallel workers, rank 0 alone writes (common/parallel.py)
     if args.resume is not None:
         out = args.resume
         config, done = _settings_from_run(args, given)
     else:
         out = args.out or default_out_dir(args)
-        _check_new_run_folder(RunFolder(out))
+        if main_process:
+            _check_new_run_folder(RunFolder(out))
         done = 0
     if done == args.epochs:
         say(f"{out} already holds all {done} epochs: nothing to train (pass --epochs N to train further)")
@@ -108,12 +111,15 @@ def run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         say(f"resuming {out} after epoch {done} of {args.epochs}")
     say(
-        f"training {args.model} with {args.backend} on {model.device}: {data.name}, "
+        f"training {args.model} with {args.backend} on {model.device}{_replicas(model)}: {data.name}, "
         f"{len(data.train.y):,} training / {len(data.val.y):,} validation images, {data.num_classes} classes, "
         f"batch {data.batch_size}, " + describe(model.hparams.optimizer_spec())
     )
     start = time.perf_counter()
-    trainer = Trainer(args.epochs, progress=args.progress, out_dir=out, log=say)
+    if main_process:
+        trainer = Trainer(args.epochs, progress=args.progress, out_dir=out, log=say)
+    else:  # another worker: reads a resumed run's state, shows and writes nothing
+        trainer = Trainer(args.epochs, progress=False, out_dir=args.resume, log=None, write=False)
     try:
         history = trainer.fit(model, data, resume=args.resume is not None)
     except TrainingInterrupted as err:
@@ -126,6 +132,12 @@ def run(args: argparse.Namespace) -> int:
         f"(loss {last['val_loss']:.4f}), best {best['val_acc']:.4f} at epoch {best['epoch']}; files in {out}"
     )
     return 0
+
+
+def _replicas(model) -> str:
+    """How many devices the run uses and the engine that runs them, when more than one."""
+    n = model.hparams.devices
+    return f" and {n - 1} more ({n} devices, {model.parallel_engine})" if n > 1 else ""
 
 
 def _check_new_run_folder(folder: RunFolder) -> None:
@@ -153,7 +165,7 @@ def _settings_from_run(args: argparse.Namespace, given: set[str]) -> tuple[dict,
     if differ:
         raise UserError(
             f"--resume takes the run's settings from {config_path}; these differ: {', '.join(differ)} "
-            "(only --epochs, --device, --data-dir, --no-download and --progress may change; leave the others out "
+            "(only --epochs, --device, --devices, --data-dir, --no-download and --progress may change; leave the others out "
             "or give the run's values)"
         )
     for key in RESUME_SAME_AS_CONFIG:
