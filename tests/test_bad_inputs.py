@@ -279,7 +279,7 @@ def test_resume_refuses_a_flag_with_another_value_and_accepts_the_same(run, data
     line = one_line_error(resume(capsys, run, "--backend", "torch", "--model", "mlp", "--seed", "0"))
     assert line == (f"crossframe: error: --resume takes the run's settings from {run / 'config.json'}; these differ: "
                     "--backend torch (its backend: numpy), --model mlp (its model: softmax) (only --epochs, --device, "
-                    "--data-dir, --no-download and --progress may change; leave the others out or give the run's "
+                    "--devices, --data-dir, --no-download and --progress may change; leave the others out or give the run's "
                     "values)")
     line = one_line_error(resume(capsys, run, "--limit-train", "100"))
     assert "these differ: --limit-train 100 selects 100 training images (the run's: 200)" in line
