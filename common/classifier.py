@@ -206,6 +206,11 @@ class Classifier(abc.ABC):
         return self.spec.name
 
     @property
+    def world_size(self) -> int:
+        """How many replicas really share each batch, as the engine reports it (1 on one device)."""
+        return 1
+
+    @property
     def num_classes(self) -> int:
         return self.spec.num_classes
 

@@ -25,7 +25,8 @@ class BackendUnavailable(UserError, ImportError):
 
 
 class DeviceUnavailable(UserError):
-    """``--device gpu`` was asked for but the framework sees no GPU."""
+    """``--device gpu`` was asked for but the framework sees no GPU, or ``--devices N`` more devices
+    than it sees."""
 
 
 class DivergenceError(RuntimeError):

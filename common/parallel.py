@@ -54,12 +54,46 @@ def check_parallel(backend: str, engine: str | None, spec, n: int) -> None:
     if engine is None:
         raise UserError(f"backend {backend!r} runs on one device only; drop --devices {n} "
                         "(or choose torch, jax or tf)")
-    if spec.batchnorms():
+    check_model(spec, n)
+
+
+def check_model(spec, n: int) -> None:
+    """Refuse, in one line, a model that cannot be split across ``n`` replicas (any backend)."""
+    if n > 1 and spec.batchnorms():
         raise UserError(f"model {spec.name!r} has BatchNorm, whose batch statistics would be per replica on "
                         f"--devices {n}; train it on one device (--devices 1)")
-    if spec.dropouts():
+    if n > 1 and spec.dropouts():
         raise UserError(f"model {spec.name!r} has dropout, whose shared masks are not split across replicas yet; "
                         f"train it on one device (--devices 1)")
+
+
+def environment(info, devices: int) -> dict[str, str]:
+    """The variables a fresh process of the backend ``info`` describes needs for ``devices`` devices
+    (its ``parallel_env``, e.g. JAX's XLA_FLAGS on a CPU), each appended to this process's value
+    (XLA_FLAGS may hold other flags). Empty on one device."""
+    if devices == 1:
+        return {}
+    return {name: " ".join(filter(None, (os.environ.get(name), value.format(n=devices))))
+            for name, value in info.parallel_env}
+
+
+def in_workers(info, devices: int, device: str, fn, *args) -> int | None:
+    """Run ``fn(*args)`` (a picklable module-level function returning an exit code) on ``devices``
+    devices of a backend whose engine needs one process per device (torch): in that many worker
+    processes with RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT set, and rank 0 alone on stdout. The
+    workers' exit code (rank 0's, or a failed worker's); None where the caller should call ``fn``
+    itself: one device, an engine of one process, or a process that already is such a worker.
+    ``device`` is the --device asked for (the backend refuses more devices than it sees)."""
+    if devices == 1 or info.parallel != "processes" or WORLD_SIZE in os.environ:
+        return None
+    return _engine(info).spawn_call(fn, args, devices, device=device)
+
+
+def _engine(info):
+    """The backend's parallel.py (imports its framework)."""
+    import importlib
+
+    return importlib.import_module(f"{__package__.rpartition('.')[0]}.backends.{info.name}.parallel")
 
 
 def launch(argv: list[str], info, devices: int) -> int | None:
@@ -70,17 +104,11 @@ def launch(argv: list[str], info, devices: int) -> int | None:
     ``info.parallel``, ``processes``: one worker per device (the backend's ``parallel.spawn``);
     ``process``: one process over N devices, configured by ``info.parallel_env`` before the
     framework is imported."""
-    engine, env = info.parallel, info.parallel_env
-    if devices == 1 or engine is None or os.environ.get(_FRESH) or WORLD_SIZE in os.environ:
+    if devices == 1 or info.parallel is None or os.environ.get(_FRESH) or WORLD_SIZE in os.environ:
         return None  # one device, a refusal to come, a process already set up, or a worker of torchrun
-    fresh = {**os.environ, _FRESH: "1"}
-    for name, value in env:  # appended to what the user set (XLA_FLAGS may hold other flags)
-        fresh[name] = " ".join(filter(None, (os.environ.get(name), value.format(n=devices))))
-    if engine == "processes":
-        import importlib
-
-        parallel = importlib.import_module(f"{__package__.rpartition('.')[0]}.backends.{info.name}.parallel")
-        return parallel.spawn(argv, devices)
+    if info.parallel == "processes":
+        return _engine(info).spawn(argv, devices)
+    fresh = {**os.environ, _FRESH: "1", **environment(info, devices)}
     if not set(info.modules) & set(sys.modules):
         os.environ.update(fresh)  # nothing started yet: this process can take the devices
         return None

@@ -299,7 +299,7 @@ def run_config(classifier: Classifier, data, max_epochs: int) -> dict[str, Any]:
         "device": classifier.device,
         **classifier.hparams.to_dict(),
         # data parallelism: the world size (replicas) and what ran them; None on one device
-        "world_size": classifier.hparams.devices,
+        "world_size": classifier.world_size,
         "engine": classifier.parallel_engine if classifier.hparams.devices > 1 else None,
         "epochs": max_epochs,
         "dataset": data.name,

@@ -51,6 +51,10 @@ class JaxClassifier(Classifier):
     backend = "jax"
     parallel_engine = "jax.sharding.Mesh"
 
+    @property
+    def world_size(self) -> int:
+        return 1 if self.mesh is None else self.mesh.size  # the mesh's devices
+
     def __init__(self, model: str, **hparams: Any) -> None:
         super().__init__(model, **hparams)
         self._device = resolve_device(self.hparams.device)

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ...common.errors import UserError
+from ...common.errors import DeviceUnavailable
 
 AXIS = "batch"  # the mesh's one axis, along which batches are split
 
@@ -28,7 +28,7 @@ def replicas(device: jax.Device, devices: int) -> Mesh:
     if len(seen) < devices:
         hint = (f"run through crossframe's command line, which sets XLA_FLAGS=--xla_force_host_platform_device_count="
                 f"{devices} before JAX starts" if device.platform == "cpu" else f"use --devices {len(seen)} or fewer")
-        raise UserError(f"--devices {devices}: JAX sees {len(seen)} {device.platform} device(s); {hint}")
+        raise DeviceUnavailable(f"--devices {devices}: JAX sees {len(seen)} {device.platform} device(s); {hint}")
     return Mesh(np.array(seen[:devices]), (AXIS,))
 
 

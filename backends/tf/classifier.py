@@ -41,6 +41,10 @@ class TFClassifier(Classifier):
     backend = "tf"
     parallel_engine = "tf.distribute.MirroredStrategy"
 
+    @property
+    def world_size(self) -> int:
+        return 1 if self.strategy is None else self.strategy.num_replicas_in_sync
+
     def __init__(self, model: str, **hparams: Any) -> None:
         super().__init__(model, **hparams)
         # data parallelism (parallel.py), configured before anything starts TensorFlow's runtime

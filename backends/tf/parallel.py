@@ -18,7 +18,7 @@ from typing import Iterator
 
 import tensorflow as tf
 
-from ...common.errors import UserError
+from ...common.errors import DeviceUnavailable, UserError
 
 
 def replicas(requested: str, devices: int) -> tf.distribute.MirroredStrategy:
@@ -26,7 +26,7 @@ def replicas(requested: str, devices: int) -> tf.distribute.MirroredStrategy:
     gpus = tf.config.list_physical_devices("GPU") if requested != "cpu" else []
     if gpus:
         if len(gpus) < devices:
-            raise UserError(f"--devices {devices}: TensorFlow sees {len(gpus)} GPU(s); use --devices {len(gpus)} "
+            raise DeviceUnavailable(f"--devices {devices}: TensorFlow sees {len(gpus)} GPU(s); use --devices {len(gpus)} "
                             "or fewer, or --device cpu")
         return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(devices)])
     cpu = tf.config.list_physical_devices("CPU")[0]

@@ -21,6 +21,10 @@ class TorchClassifier(Classifier):
     backend = "torch"
     parallel_engine = "torch.nn.parallel.DistributedDataParallel"
 
+    @property
+    def world_size(self) -> int:
+        return self.world  # the process group's size (parallel.join)
+
     def __init__(self, model: str, **hparams: Any) -> None:
         super().__init__(model, **hparams)
         self._device = resolve_device(self.hparams.device)

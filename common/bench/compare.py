@@ -18,7 +18,10 @@ import numpy as np
 
 from ..checkpoint import load_params, write_text_atomic
 from ..plots import plot_curves
-from ..registry import backend_names
+from ..errors import UserError
+from ..models import build_spec
+from ..parallel import check_parallel, environment
+from ..registry import backend_names, meta
 from ..runlock import claim_folder
 from ..runinfo import now
 from ..settings import DataSettings, Hyperparameters
@@ -47,14 +50,18 @@ def _compare(backends: list[str], hparams: Hyperparameters, settings: DataSettin
     config = chosen | asdict(settings) | {"epochs": epochs, "dataset": data.name, "train_examples": len(data.train.y),
                                           "val_examples": len(data.val.y), "backends": list(backends)}
     del config["download"]
-    del config["devices"]  # always 1: compare runs each backend on one device (commands/compare.py)
     worker_data = replace(settings, download=False)  # the data are here now
     started, machine = now(), describe_machine()
     results = {}
     for backend in backends:
         echo(f"== {backend}")
+        refusal = parallel_refusal(backend, hparams)
+        if refusal is not None:  # known before any process starts: one line in its row
+            results[backend] = {"status": "unavailable", "error": refusal}
+            echo(f"[{backend}] unavailable: {refusal}")
+            continue
         job = make_job("train", backend, framework_of(backend), epochs, hparams, worker_data)
-        results[backend] = run_job(job, out / backend, timeout=timeout,
+        results[backend] = run_job(job, out / backend, timeout=timeout, env=environment(meta(backend), hparams.devices),
                                    echo=lambda line, b=backend: echo(f"[{b}] {line}"))
         if results[backend]["status"] != "ok":
             echo(f"[{backend}] {results[backend]['status']}: {results[backend]['error']}")
@@ -74,6 +81,16 @@ def _compare(backends: list[str], hparams: Hyperparameters, settings: DataSettin
     write_text_atomic(out / "report.md", render_report(report, has_curves=bool(histories)))
     write_text_atomic(out / "report.html", render_html_report(out, backends))
     return report
+
+
+def parallel_refusal(backend: str, hparams: Hyperparameters) -> str | None:
+    """Why ``backend`` cannot train ``hparams.model`` on ``hparams.devices`` devices (``crossframe
+    train``'s one-line refusal: common/parallel.py), or None when it can."""
+    try:
+        check_parallel(backend, meta(backend).parallel, build_spec(hparams.model), hparams.devices)
+    except UserError as err:
+        return str(err)
+    return None
 
 
 def render_html_report(out: Path, backends: list[str]) -> str:
@@ -104,6 +121,10 @@ def summarise(results: dict[str, dict], out: Path, train_examples: int) -> dict[
             "status": r["status"],
             "error": r.get("error"),
             "device": r.get("device"),
+            # data parallelism: the devices asked for, the replicas the engine ran, the engine (None on one)
+            "devices": r.get("devices"),
+            "world_size": r.get("world_size"),
+            "engine": r.get("engine"),
             "versions": r.get("versions", {}),
             "run_dir": backend,
             "epochs": epochs,
@@ -143,8 +164,10 @@ def results_rows(report: dict[str, Any]) -> tuple[list[str], list[list]]:
     """The results table's headers and rows (one per backend), for report.md and report.html alike."""
     reference = report["reference_backend"]
     gpu = any(r["peak_device_bytes"] for r in report["backends"].values())
-    headers = ["backend", "train loss", "train acc", "val loss", "val acc", "s/epoch", "samples/s", "peak RSS MiB",
-               *(["peak GPU MiB"] if gpu else []), f"max abs Δparam vs {reference or '—'}", "status"]
+    parallel = report["config"].get("devices", 1) > 1  # a column of the replicas each run used
+    headers = ["backend", *(["devices"] if parallel else []), "train loss", "train acc", "val loss", "val acc",
+               "s/epoch", "samples/s", "peak RSS MiB", *(["peak GPU MiB"] if gpu else []),
+               f"max abs Δparam vs {reference or '—'}", "status"]
     rows = []
     for backend, r in report["backends"].items():
         if r["status"] != "ok":  # partial figures of a run that did not finish would mislead
@@ -153,7 +176,8 @@ def results_rows(report: dict[str, Any]) -> tuple[list[str], list[list]]:
         final = r["final"]
         last = r["epochs"][-1]["max_param_diff"]
         rows.append([
-            backend, fmt(final.get("train_loss"), ".4f"), fmt(final.get("train_acc"), ".4f"),
+            backend, *([r.get("world_size")] if parallel else []),
+            fmt(final.get("train_loss"), ".4f"), fmt(final.get("train_acc"), ".4f"),
             fmt(final.get("val_loss"), ".4f"), fmt(final.get("val_acc"), ".4f"),
             fmt(r["seconds_per_epoch"], ".2f"), fmt(r["samples_per_second"], ",.0f"), mib(r["peak_rss_bytes"]),
             *([mib(r["peak_device_bytes"])] if gpu else []), fmt(last, ".2e"), "ok",
@@ -187,8 +211,10 @@ def render_report(report: dict[str, Any], *, has_curves: bool) -> str:
     c = report["config"]
     config_rows = [[key, c[key]] for key in ("model", "dataset", "train_examples", "val_examples", "epochs",
                                               "batch_size", "optimizer", "lr", "momentum", "weight_decay", "seed",
-                                              "device")]
+                                              "device", "devices") if key in c]
     versions = [[b, r["device"], versions_line(r["versions"])] for b, r in report["backends"].items()]
+    engines = [f"{b}: {r['world_size']} replicas, {r['engine']}" for b, r in report["backends"].items()
+               if r.get("engine")]
     parts = [
         f"# crossframe compare: {c['model']} on {c['dataset']}",
         run_header(report),
@@ -197,6 +223,9 @@ def render_report(report: dict[str, Any], *, has_curves: bool) -> str:
          "warm-up), or the only epoch; samples/s is training images over s/epoch; peak RSS is the worker "
          "process's high-water mark (framework, data and model included)."),
         render_tables(report),
+        *([f"Data parallelism (--devices {c['devices']}; the global batch {c['batch_size']} split across the "
+           f"replicas): {'; '.join(engines)}. peak RSS is rank 0's process (torch runs one process per "
+           "replica)."] if engines else []),
     ]
     if has_curves:
         parts += ["## Curves", "![loss and accuracy per epoch, one line per backend](curves.png)"]

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..parallel import is_main_process
 from ..registry import classifier_for, load_backend
 from ..trainer import Trainer
 from .jobs import job_settings
@@ -24,22 +25,33 @@ def _setup(job: dict[str, Any], result: dict[str, Any]):
     model = classifier_for(job["backend"], hparams.for_data(data))
     result["setup_seconds"] = time.perf_counter() - start
     result.update(device=model.device, versions=model.framework_versions(), train_examples=len(data.train.y),
-                  val_examples=len(data.val.y))
+                  val_examples=len(data.val.y), **replicas(model))
     return data, model
+
+
+def replicas(model) -> dict[str, Any]:
+    """The devices asked for, the replicas the engine really runs and the engine (None on one device)."""
+    n = model.hparams.devices
+    return {"devices": n, "world_size": model.world_size, "engine": model.parallel_engine if n > 1 else None}
 
 
 def train(job: dict[str, Any], folder: Path, result: dict[str, Any]) -> None:
     """Train through the Trainer into ``folder`` (a normal run folder) and keep every epoch's
-    parameters as ``params-epoch{N}.npz`` (epoch 0: the initial ones) for the comparison."""
+    parameters as ``params-epoch{N}.npz`` (epoch 0: the initial ones) for the comparison. Of
+    data-parallel workers, rank 0 alone writes (common/parallel.py), as ``crossframe train``'s."""
     data, model = _setup(job, result)
-    model.save(folder / "params-epoch0.npz")
+    main = is_main_process()
+    if main:
+        model.save(folder / "params-epoch0.npz")
     history = result.setdefault("history", [])  # filled as the epochs finish
 
     def on_epoch_end(clf, record: dict[str, Any]) -> None:
-        clf.save(folder / f"params-epoch{record['epoch']}.npz")
+        if main:
+            clf.save(folder / f"params-epoch{record['epoch']}.npz")
         history.append(record)
 
-    Trainer(job["epochs"], progress=False, out_dir=folder, log=echo, on_epoch_end=on_epoch_end).fit(model, data)
+    Trainer(job["epochs"], progress=False, out_dir=folder if main else None, log=echo if main else None,
+            on_epoch_end=on_epoch_end, write=main).fit(model, data)
 
 
 def time_epochs(job: dict[str, Any], folder: Path, result: dict[str, Any]) -> None:

@@ -47,6 +47,9 @@ _COMPARE_BACKEND = _object({
     "status": _STATUS,
     "error": _STRING_OR_NULL,
     "device": _STRING_OR_NULL,
+    "devices": _INT_OR_NULL,  # --devices: how many devices the run was given (null: it did not start)
+    "world_size": _INT_OR_NULL,  # how many replicas the engine really ran
+    "engine": _STRING_OR_NULL,  # what ran them (DistributedDataParallel, a jax.sharding.Mesh ...); null on one
     "versions": _VERSIONS,
     "run_dir": {"type": "string"},  # relative to the folder of compare.json
     "epochs": {"type": "array", "items": _EPOCH},  # the epochs that finished (all of them when status is ok)
@@ -75,6 +78,7 @@ COMPARE_SCHEMA = _object({
         "lr": _NUMBER, "momentum": _NUMBER, "weight_decay": _NUMBER, "optimizer": {"type": "string"},
         "num_classes": _INT_OR_NULL,  # --num-classes, for a folder whose classes are not all in training
         "dropout_rng": {"enum": ["shared", "native"]},
+        "devices": {"type": "integer", "minimum": 1},  # --devices: every backend data-parallel on this many
         "train_examples": {"type": "integer"}, "val_examples": {"type": "integer"},
         "backends": {"type": "array", "items": {"type": "string"}},
     }),

@@ -23,7 +23,9 @@ def add_parser(sub) -> None:
             "compare.json, report.md, curves.png and report.html (the code of every concept side by side, as "
             "'crossframe show --html' writes it, with the tables and curves) to --out, beside one run folder per "
             "backend. A backend that is missing or fails is reported in the table; the others still run. Exit "
-            "code 1 when any backend did not finish."
+            "code 1 when any backend did not finish. With --devices N every backend trains data-parallel on N "
+            "devices (its framework's engine; the global batch is --batch-size); numpy, the float64 reference, "
+            "runs on one device only: left out by default, its row says so when --backends names it."
         ),
     )
     parser.add_argument("--backends", type=comma_list(backend_names()), metavar="LIST",
@@ -38,14 +40,21 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..bench.compare import COMPARE_FILES, render_tables, run_compare
-    from ..registry import installed_backends
+    from ..bench.compare import COMPARE_FILES, parallel_refusal, render_tables, run_compare
+    from ..models import build_spec
+    from ..parallel import check_model
+    from ..registry import installed_backends, meta
 
     hparams, settings = hyperparameters_from_args(args), data_settings_from_args(args)
-    if hparams.devices > 1:  # README, "More than one device"
-        raise UserError(f"crossframe compare runs each backend on one device; --devices {hparams.devices} is for "
-                        "crossframe train (compare its run folders' params.npz instead)")
-    backends = args.backends or list(installed_backends())
+    # --devices N (README, "More than one device"): a model that no backend can split is refused here;
+    # left out, --backends is every installed backend with a data-parallel engine (not numpy); a backend
+    # named that has none is a row of the table saying so, and when no backend named can, a one-line error
+    check_model(build_spec(args.model), hparams.devices)
+    backends = args.backends or [b for b in installed_backends() if hparams.devices == 1 or meta(b).parallel]
+    if not backends:
+        raise UserError(f"no backend installed here runs on --devices {hparams.devices} (torch, jax and tf can)")
+    if hparams.devices > 1 and all(parallel_refusal(b, hparams) for b in backends):
+        raise UserError(parallel_refusal(backends[0], hparams))
     out = args.out or Path("runs") / f"compare-{Path(args.dataset).name}-{args.model}-{datetime.now():%Y%m%d-%H%M%S}"
     command = shlex.join(["crossframe", "compare", "--backends", ",".join(backends), *settings_flags(hparams, settings),
                           "--epochs", str(args.epochs), "--out", str(out)])
