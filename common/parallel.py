@@ -67,6 +67,19 @@ def check_model(spec, n: int) -> None:
                         f"train it on one device (--devices 1)")
 
 
+def refusal(backend: str, model: str, devices: int) -> str | None:
+    """Why ``backend`` cannot train ``model`` on ``devices`` devices (:func:`check_parallel`'s one
+    line), or None when it can: for commands that report a refusal in a table row (compare, bench)."""
+    from .models import build_spec
+    from .registry import meta
+
+    try:
+        check_parallel(backend, meta(backend).parallel, build_spec(model), devices)
+    except UserError as err:
+        return str(err)
+    return None
+
+
 def environment(info, devices: int) -> dict[str, str]:
     """The variables a fresh process of the backend ``info`` describes needs for ``devices`` devices
     (its ``parallel_env``, e.g. JAX's XLA_FLAGS on a CPU), each appended to this process's value

@@ -60,10 +60,24 @@ def test_two_devices_train_as_one(engine_backend, data, tmp_path):
     assert worst <= TOLERANCE, worst
 
 
-def test_compare_refuses_two_devices(capsys, data, tmp_path):
+def test_compare_refuses_two_devices_when_no_backend_named_can(capsys, data, tmp_path):
     line = one_line_error(run_main(capsys, "compare", "--backends", "numpy", "--devices", "2", "--dataset", data,
                                    "--out", tmp_path / "c"))
-    assert "--devices 2" in line
+    assert "one device only" in line and "--devices 2" in line
+
+
+def test_compare_refuses_a_batchnorm_model_on_two_devices(capsys, data, tmp_path):
+    line = one_line_error(run_main(capsys, "compare", "--backends", "jax", "--model", "lenet-bn", "--devices", "2",
+                                   "--dataset", data, "--out", tmp_path / "c"))
+    assert "BatchNorm" in line and not (tmp_path / "c").exists()
+
+
+def test_the_refusal_a_table_row_shows():
+    """bench runs a model that cannot be split on one device, and its scaling row says why not on two."""
+    from crossframe.common.parallel import refusal
+
+    assert "BatchNorm" in refusal("jax", "lenet-bn", 2) and "one device only" in refusal("numpy", "mlp", 2)
+    assert refusal("jax", "mlp", 2) is None and refusal("jax", "lenet-bn", 1) is None
 
 
 def test_resume_on_another_device_count(data, tmp_path):

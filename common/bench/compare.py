@@ -17,13 +17,11 @@ from typing import Any, Callable
 import numpy as np
 
 from ..checkpoint import load_params, write_text_atomic
+from ..parallel import environment, refusal
 from ..plots import plot_curves
-from ..errors import UserError
-from ..models import build_spec
-from ..parallel import check_parallel, environment
 from ..registry import backend_names, meta
-from ..runlock import claim_folder
 from ..runinfo import now
+from ..runlock import claim_folder
 from ..settings import DataSettings, Hyperparameters
 from .frameworks import framework_of
 from .jobs import make_job, run_job
@@ -55,10 +53,10 @@ def _compare(backends: list[str], hparams: Hyperparameters, settings: DataSettin
     results = {}
     for backend in backends:
         echo(f"== {backend}")
-        refusal = parallel_refusal(backend, hparams)
-        if refusal is not None:  # known before any process starts: one line in its row
-            results[backend] = {"status": "unavailable", "error": refusal}
-            echo(f"[{backend}] unavailable: {refusal}")
+        why = refusal(backend, hparams.model, hparams.devices)
+        if why is not None:  # known before any process starts: one line in its row
+            results[backend] = {"status": "unavailable", "error": why}
+            echo(f"[{backend}] unavailable: {why}")
             continue
         job = make_job("train", backend, framework_of(backend), epochs, hparams, worker_data)
         results[backend] = run_job(job, out / backend, timeout=timeout, env=environment(meta(backend), hparams.devices),
@@ -81,16 +79,6 @@ def _compare(backends: list[str], hparams: Hyperparameters, settings: DataSettin
     write_text_atomic(out / "report.md", render_report(report, has_curves=bool(histories)))
     write_text_atomic(out / "report.html", render_html_report(out, backends))
     return report
-
-
-def parallel_refusal(backend: str, hparams: Hyperparameters) -> str | None:
-    """Why ``backend`` cannot train ``hparams.model`` on ``hparams.devices`` devices (``crossframe
-    train``'s one-line refusal: common/parallel.py), or None when it can."""
-    try:
-        check_parallel(backend, meta(backend).parallel, build_spec(hparams.model), hparams.devices)
-    except UserError as err:
-        return str(err)
-    return None
 
 
 def render_html_report(out: Path, backends: list[str]) -> str:

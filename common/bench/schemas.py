@@ -96,6 +96,9 @@ _BENCH_RUN = _object({
     "status": _STATUS,
     "error": _STRING_OR_NULL,
     "device": _STRING_OR_NULL,
+    "devices": {"type": "integer", "minimum": 1},  # how many devices the run was given (references: 1)
+    "world_size": _INT_OR_NULL,  # how many replicas the engine really ran (as the worker saw it)
+    "engine": _STRING_OR_NULL,  # what ran them on N > 1 (DistributedDataParallel ...); null on one device
     "versions": _VERSIONS,
     "detail": {"type": "object"},  # kind-specific: the classic pipeline's transforms, Keras's jit_compile
     "epoch_seconds": {"type": "array", "items": {"type": "array", "items": _NUMBER}},  # per round, per epoch
@@ -113,6 +116,18 @@ _BENCH_RUN = _object({
     "vs_classic": _NUMBER_OR_NULL,  # classic steady / this steady: > 1 is faster than the classic pipeline
     "vs_keras": _NUMBER_OR_NULL,  # Keras-on-the-same-framework steady / this steady
     "log": _STRING_OR_NULL,  # the worker's stderr
+})
+
+# --devices N > 1: one per model, batch size and crossframe backend; empty on one device
+_SCALING = _object({
+    "model": {"type": "string"}, "batch_size": {"type": "integer"}, "backend": {"type": "string"},
+    "devices": {"type": "integer", "minimum": 2},
+    "world_size": _INT_OR_NULL, "engine": _STRING_OR_NULL,  # of the run on N devices
+    "samples_per_second_1": _NUMBER_OR_NULL,  # steady, on one device
+    "samples_per_second_n": _NUMBER_OR_NULL,  # steady, on N devices
+    "speedup": _NUMBER_OR_NULL,  # samples_per_second_n / samples_per_second_1
+    "efficiency": _NUMBER_OR_NULL,  # samples_per_second_n / (devices * samples_per_second_1)
+    "note": _STRING_OR_NULL,  # why a figure is missing: the refusal (numpy, BatchNorm ...) or the run's error
 })
 
 _TARGET = _object({
@@ -137,9 +152,11 @@ BENCH_SCHEMA = _object({
         "dataset": {"type": "string"},
         "train_examples": {"type": "integer"},
         "seed": {"type": "integer"},
+        "devices": {"type": "integer", "minimum": 1},  # --devices: the crossframe backends also on this many
     }),
     "machine": _MACHINE,
     "runs": {"type": "array", "items": _BENCH_RUN},
+    "scaling": {"type": "array", "items": _SCALING},
     "targets": {"type": "array", "items": _TARGET},
 })
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ..checkpoint import write_json_atomic
-from ..parallel import in_workers, is_main_process
 from ..errors import BackendUnavailable, DeviceUnavailable, DivergenceError, UserError
+from ..parallel import in_workers, is_main_process
 from .frameworks import peak_device_bytes, peak_rss_bytes
 
 # kind -> "module:function"; each function is ``run(job, folder, result)``

@@ -30,7 +30,7 @@ def add_parser(sub) -> None:
             "in its own process, and in the same run two references: the classic tutorial pipeline (a DataLoader "
             "over per-sample PIL images, ToTensor, Normalize) and Keras 3 with the same model, initial parameters "
             "and SGD on each of its frameworks (KERAS_BACKEND set per process). Prints a table with the speed-ups "
-            "over both; --out writes bench.json and bench.md."
+            "over both and which of the issues' speed targets hold; --out writes bench.json and bench.md."
         ),
     )
     parser.add_argument("--backends", type=comma_list(backend_names()), metavar="LIST",
@@ -44,6 +44,12 @@ def add_parser(sub) -> None:
                         metavar="LIST",
                         help=f"comma-separated, from {', '.join(REFERENCES)}, all, or none (default: all)")
     parser.add_argument("--device", default="auto", choices=DEVICES, help="default: auto")
+    parser.add_argument("--devices", type=positive_int, default=1, metavar="N",
+                        help="also run each crossframe backend data-parallel on N devices (its framework's engine; "
+                             "the global batch stays each batch size, split across the replicas) and report "
+                             "samples/s on 1 and N devices and the scaling efficiency, samples/s on N / (N x "
+                             "samples/s on 1); numpy and models with BatchNorm or dropout run on one device only "
+                             "(the scaling table says so); the references always run on one (default: 1)"),
     parser.add_argument("--epochs", type=_at_least_two, default=2,
                         help="epochs per run, the first a warm-up (default: 2, at least 2)")
     parser.add_argument("--rounds", type=positive_int, default=1,
@@ -73,7 +79,7 @@ def run(args) -> int:
     opts = BenchOptions(
         backends=args.backends or list(installed_backends()), models=args.models, batch_sizes=args.batch_sizes,
         references=references, epochs=args.epochs, rounds=args.rounds, device=args.device,
-        data=data_settings_from_args(args), seed=args.seed, timeout=args.timeout,
+        data=data_settings_from_args(args), seed=args.seed, timeout=args.timeout, devices=args.devices,
     )
     report = run_bench(opts, args.out, command=command_line(opts, args.out),
                        echo=lambda line: print(line, flush=True))
@@ -88,6 +94,7 @@ def command_line(opts, out: Path | None) -> str:
     words = ["crossframe", "bench", "--backends", ",".join(opts.backends), "--models", ",".join(opts.models),
              "--batch-sizes", ",".join(map(str, opts.batch_sizes)),
              "--references", ",".join(opts.references) or "none", "--device", opts.device,
+             *(["--devices", str(opts.devices)] if opts.devices > 1 else []),
              "--epochs", str(opts.epochs), "--rounds", str(opts.rounds), "--seed", str(opts.seed),
              *settings_flags(opts.data, names=DATA_OPTIONS)]
     for flag, value in (("--timeout", opts.timeout), ("--out", out)):

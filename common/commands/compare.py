@@ -40,9 +40,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..bench.compare import COMPARE_FILES, parallel_refusal, render_tables, run_compare
+    from ..bench.compare import COMPARE_FILES, render_tables, run_compare
     from ..models import build_spec
-    from ..parallel import check_model
+    from ..parallel import check_model, refusal
     from ..registry import installed_backends, meta
 
     hparams, settings = hyperparameters_from_args(args), data_settings_from_args(args)
@@ -53,8 +53,8 @@ def run(args) -> int:
     backends = args.backends or [b for b in installed_backends() if hparams.devices == 1 or meta(b).parallel]
     if not backends:
         raise UserError(f"no backend installed here runs on --devices {hparams.devices} (torch, jax and tf can)")
-    if hparams.devices > 1 and all(parallel_refusal(b, hparams) for b in backends):
-        raise UserError(parallel_refusal(backends[0], hparams))
+    if hparams.devices > 1 and all(refusal(b, args.model, hparams.devices) for b in backends):
+        raise UserError(refusal(backends[0], args.model, hparams.devices))
     out = args.out or Path("runs") / f"compare-{Path(args.dataset).name}-{args.model}-{datetime.now():%Y%m%d-%H%M%S}"
     command = shlex.join(["crossframe", "compare", "--backends", ",".join(backends), *settings_flags(hparams, settings),
                           "--epochs", str(args.epochs), "--out", str(out)])
