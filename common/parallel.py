@@ -54,6 +54,13 @@ def check_parallel(backend: str, engine: str | None, spec, n: int) -> None:
     if engine is None:
         raise UserError(f"backend {backend!r} runs on one device only; drop --devices {n} "
                         "(or choose torch, jax or tf)")
+    check_model(spec, n)
+
+
+def check_model(spec, n: int) -> None:
+    """Refuse, in one line, a model that cannot train on ``n`` devices."""
+    if n == 1:
+        return
     if spec.batchnorms():
         raise UserError(f"model {spec.name!r} has BatchNorm, whose batch statistics would be per replica on "
                         f"--devices {n}; train it on one device (--devices 1)")
@@ -62,16 +69,22 @@ def check_parallel(backend: str, engine: str | None, spec, n: int) -> None:
                         f"train it on one device (--devices 1)")
 
 
-def launch(argv: list[str], info, devices: int) -> int | None:
+def set_up() -> bool:
+    """Whether this process already has its devices: started by :func:`launch`, or a worker of torchrun."""
+    return bool(os.environ.get(_FRESH)) or WORLD_SIZE in os.environ
+
+
+def launch(argv: list[str], info, devices: int, *, here: bool = True) -> int | None:
     """Get ``devices`` devices for the command ``argv`` of the backend ``info`` describes (its
     meta.py): the exit code when the command ran elsewhere (workers, a fresh process), None to run
     it here.
 
     ``info.parallel``, ``processes``: one worker per device (the backend's ``parallel.spawn``);
     ``process``: one process over N devices, configured by ``info.parallel_env`` before the
-    framework is imported."""
+    framework is imported: this one where no framework has started yet and ``here`` allows it,
+    else a fresh one."""
     engine, env = info.parallel, info.parallel_env
-    if devices == 1 or engine is None or os.environ.get(_FRESH) or WORLD_SIZE in os.environ:
+    if devices == 1 or engine is None or set_up():
         return None  # one device, a refusal to come, a process already set up, or a worker of torchrun
     fresh = {**os.environ, _FRESH: "1"}
     for name, value in env:  # appended to what the user set (XLA_FLAGS may hold other flags)
@@ -81,7 +94,7 @@ def launch(argv: list[str], info, devices: int) -> int | None:
 
         parallel = importlib.import_module(f"{__package__.rpartition('.')[0]}.backends.{info.name}.parallel")
         return parallel.spawn(argv, devices)
-    if not set(info.modules) & set(sys.modules):
+    if here and not set(info.modules) & set(sys.modules):
         os.environ.update(fresh)  # nothing started yet: this process can take the devices
         return None
     return subprocess.run([sys.executable, "-m", "crossframe", *argv], env=fresh).returncode
