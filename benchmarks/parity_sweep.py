@@ -1,7 +1,7 @@
 """Measure the parity figures broadly: the evidence behind every tolerance that is measured, not derived.
 
     python benchmarks/parity_sweep.py [--seeds 0,1,2,3,4] [--threads 1,2] [--isas native,AVX2]
-                                      [--models all] [--out benchmarks/results/parity-sweep]
+                                      [--models all] [--devices 1] [--out benchmarks/results/parity-sweep]
 
 Runs ``crossframe parity`` (every model, every installed backend, the command's defaults
 otherwise) once per configuration, each in its own process:
@@ -12,7 +12,9 @@ otherwise) once per configuration, each in its own process:
 - instruction sets: this machine's own, and AVX2 where it has AVX-512 (XLA compiles for
   ``--xla_cpu_max_isa``, oneDNN and MKL dispatch to ``ONEDNN_MAX_CPU_ISA`` and
   ``MKL_ENABLE_INSTRUCTIONS``, ATen to ``ATEN_CPU_CAPABILITY``): another machine's rounding;
-- TensorFlow with XLA flipped for every model (``XLA_MODELS`` emptied or filled), TF only.
+- TensorFlow with XLA flipped for every model (``XLA_MODELS`` emptied or filled), TF only;
+- ``--devices 2,3``: ``crossframe parity --devices N``, each backend on N replicas against the
+  reference and against one device (the ``replicas`` checks; TF's strategy graph has no XLA to flip).
 
 Writes ``sweep.json`` (every figure of every configuration) and ``sweep.md`` (per check: the
 worst value with where it occurred, the median, the tolerance and the worst's share of it).
@@ -60,13 +62,14 @@ raise SystemExit(main(["parity", *argv]))
 """
 
 
-def configurations(seeds, threads, isas, backends):
+def configurations(seeds, threads, isas, backends, devices=(1,)):
     for seed in seeds:
         for n in threads:
             for isa in isas:
-                yield dict(seed=seed, threads=n, isa=isa, tf_xla="default", backends=backends)
-                if "tf" in backends:
-                    yield dict(seed=seed, threads=n, isa=isa, tf_xla="flipped", backends=["tf"])
+                for d in devices:
+                    yield dict(seed=seed, threads=n, isa=isa, tf_xla="default", backends=backends, devices=d)
+                    if "tf" in backends and d == 1:
+                        yield dict(seed=seed, threads=n, isa=isa, tf_xla="flipped", backends=["tf"], devices=d)
 
 
 def environment(config) -> tuple[dict[str, str], list[str]]:
@@ -90,7 +93,8 @@ def run_one(config, models, data_dir, folder: Path) -> dict:
     out = folder / "parity.json"
     argv = [*prefix, sys.executable, "-c", CHILD, "flip" if config["tf_xla"] == "flipped" else "keep",
             "--backends", ",".join(config["backends"]), "--models", ",".join(models), "--device", "cpu",
-            "--seed", str(config["seed"]), "--no-download", "--json", str(out)]
+            "--seed", str(config["seed"]), "--devices", str(config.get("devices", 1)), "--no-download",
+            "--json", str(out)]
     if data_dir:
         argv += ["--data-dir", data_dir]
     start = time.perf_counter()
@@ -115,7 +119,8 @@ def summarise(records: list[dict]) -> list[dict]:
     figures: dict[str, list[tuple[float, str, float]]] = {}
     for record in records:
         c = record["config"]
-        where_config = f"seed {c['seed']}, {c['threads']} thread(s), {c['isa']}, TF XLA {c['tf_xla']}"
+        where_config = (f"seed {c['seed']}, {c['threads']} thread(s), {c['isa']}, TF XLA {c['tf_xla']}"
+                        + (f", {c['devices']} devices" if c.get("devices", 1) > 1 else ""))
         for check in record.get("report", {}).get("checks", []):
             where = f"{check['backend']} {check['model']} {check['check']} ({where_config})"
             figures.setdefault(check_family(check["check"]), []).append((check["value"], where, check["tolerance"]))
@@ -153,12 +158,14 @@ def main() -> None:
     parser.add_argument("--isas", default="native,AVX2")
     parser.add_argument("--models", default="all")
     parser.add_argument("--backends", default="torch,jax,tf")
+    parser.add_argument("--devices", default="1", help="comma-separated device counts (default: 1)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/parity-sweep"))
     args = parser.parse_args()
     models = list(MODELS) if args.models == "all" else args.models.split(",")
     configs = list(configurations([int(s) for s in args.seeds.split(",")], [int(t) for t in args.threads.split(",")],
-                                  args.isas.split(","), args.backends.split(",")))
+                                  args.isas.split(","), args.backends.split(","),
+                                  [int(d) for d in args.devices.split(",")]))
     args.out.mkdir(parents=True, exist_ok=True)
     records = []
     with tempfile.TemporaryDirectory() as scratch:

@@ -103,6 +103,8 @@ def _on_its_devices(args: argparse.Namespace, argv: list[str]) -> int | None:
     """A command with ``--devices N > 1`` (a resume without it: one device), checked and given its
     devices before it runs: its exit code if it ran elsewhere, None to run it here."""
     devices = getattr(args, "devices", None)
+    if isinstance(devices, int) and devices > 1 and getattr(args, "each_backend", None):
+        return args.each_backend(args, argv)  # a command over several backends (parity) launches each itself
     if not (isinstance(devices, int) and devices > 1 and getattr(args, "backend", None)):
         return None
     from .models import build_spec

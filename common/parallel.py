@@ -109,20 +109,26 @@ def _engine(info):
     return importlib.import_module(f"{__package__.rpartition('.')[0]}.backends.{info.name}.parallel")
 
 
-def launch(argv: list[str], info, devices: int) -> int | None:
+def set_up() -> bool:
+    """Whether this process already has its devices: started by :func:`launch`, or a worker of torchrun."""
+    return bool(os.environ.get(_FRESH)) or WORLD_SIZE in os.environ
+
+
+def launch(argv: list[str], info, devices: int, *, here: bool = True) -> int | None:
     """Get ``devices`` devices for the command ``argv`` of the backend ``info`` describes (its
     meta.py): the exit code when the command ran elsewhere (workers, a fresh process), None to run
     it here.
 
     ``info.parallel``, ``processes``: one worker per device (the backend's ``parallel.spawn``);
     ``process``: one process over N devices, configured by ``info.parallel_env`` before the
-    framework is imported."""
-    if devices == 1 or info.parallel is None or os.environ.get(_FRESH) or WORLD_SIZE in os.environ:
+    framework is imported: this one where no framework has started yet and ``here`` allows it,
+    else a fresh one."""
+    if devices == 1 or info.parallel is None or set_up():
         return None  # one device, a refusal to come, a process already set up, or a worker of torchrun
     if info.parallel == "processes":
         return _engine(info).spawn(argv, devices)
     fresh = {**os.environ, _FRESH: "1", **environment(info, devices)}
-    if not set(info.modules) & set(sys.modules):
+    if here and not set(info.modules) & set(sys.modules):
         os.environ.update(fresh)  # nothing started yet: this process can take the devices
         return None
     return subprocess.run([sys.executable, "-m", "crossframe", *argv], env=fresh).returncode

@@ -54,8 +54,9 @@ The test suite and the ``crossframe parity`` command call these same functions.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from functools import cache
+import dataclasses
+from dataclasses import asdict, dataclass, field, fields
+from functools import cache, partial
 from typing import Callable, Iterable
 
 import numpy as np
@@ -67,7 +68,7 @@ from .rounding import MARGIN, replay
 
 __all__ = [
     "BATCH_SIZE", "OPTIMIZER_CHECKS", "OPTIMIZER_STEPS", "STEPS", "TOLERANCES", "TRAIN", "Check", "ParityRun",
-    "Tolerance", "Trace", "check_backend", "compare", "load_parity_data", "max_abs", "max_param_diff",
+    "Tolerance", "Trace", "check_backend", "compare", "compare_replicas", "load_parity_data", "max_abs", "max_param_diff",
     "reference_backend", "relative", "relative_norm", "run", "trace", "training_batches",
 ]
 
@@ -86,6 +87,8 @@ OPTIMIZER_CHECKS: dict[str, dict] = {
     "adamw": dict(optimizer="adamw", lr=1e-3, weight_decay=1e-2),
 }
 TRAIN = dict(optimizer="sgd", lr=0.01, momentum=0.5)
+# the label of a check of N devices against one: "2 vs 1 device: gradient fc1.weight", of kind "replicas gradient"
+REPLICAS_LABEL = "{n} vs 1 device: "
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,12 @@ TOLERANCES: dict[str, Tolerance] = {
     "eval logits": Tolerance("max abs", 1e-4, "measured"),
     "train with BatchNorm": Tolerance("relative norm", 1e-1, "measured"),
     "train loss with BatchNorm": Tolerance("max relative", 5e-2, "measured"),
+    # N devices against the same backend on one device (``crossframe parity --devices N``): the
+    # same float32 operations, the batch's sums split into N partial sums (README, "Tolerances")
+    "replicas gradient": Tolerance("relative norm", 1e-5, "measured"),
+    **{f"replicas {name}": Tolerance("max |Δ| / (2 bound)", 1.0, "derived") for name in OPTIMIZER_CHECKS},
+    "replicas train": Tolerance("relative norm", 2e-2, "measured"),
+    "replicas train loss": Tolerance("max relative", 1e-2, "measured"),
 }
 
 
@@ -182,7 +191,7 @@ class Trace:
 
     backend: str
     model: str
-    device: str
+    device: str  # where it ran: the classifier's device, and how many share each batch
     logits: np.ndarray
     loss: float
     gradients: dict[str, np.ndarray]
@@ -198,6 +207,7 @@ class Trace:
     masks: dict[int, np.ndarray] = field(default_factory=dict)  # the first step's keep mask per dropout layer
     after_steps: "AfterSteps | None" = None  # BatchNorm's state early in the training run
     before_batchnorm: tuple[str, ...] = ()  # parameters of the layers whose output a BatchNorm normalises
+    devices: int = 1  # how many replicas shared each batch (data parallel)
 
 
 @dataclass
@@ -218,12 +228,14 @@ def trace(
     seed: int = 0,
     train_batches: Iterable[tuple[np.ndarray, np.ndarray]] | None = None,
     step_gradients: list[dict[str, np.ndarray]] | None = None,
+    devices: int = 1,
 ) -> Trace:
     """Run ``backend`` through every parity computation on ``batches`` (the first is the batch of
     the forward and backward checks). ``step_gradients`` are the gradients fed to the optimizer
     checks; by default (the reference) this backend's own on the first ``OPTIMIZER_STEPS``
-    batches, at the initial parameters. ``train_batches`` (optional): the N-step training run."""
-    make = lambda **hp: classifier(backend, model, seed=seed, device=device, **hp)  # noqa: E731
+    batches, at the initial parameters. ``train_batches`` (optional): the N-step training run.
+    ``devices``: how many replicas share each batch (data parallel, common/parallel.py)."""
+    make = lambda **hp: classifier(backend, model, seed=seed, device=device, devices=devices, **hp)  # noqa: E731
     X, y = batches[0]
     clf = make()
     logits = clf.to_numpy(clf.forward(X))
@@ -233,10 +245,11 @@ def trace(
             raise ValueError(f"the optimizer checks need {OPTIMIZER_STEPS} batches; got {len(batches)}")
         step_gradients = [gradients] + [clf.gradients(b) for b in batches[1:OPTIMIZER_STEPS]]
     out = Trace(
-        backend, model, clf.device, logits, float(clf.to_numpy(clf.loss(logits, y))), gradients,
+        backend, model, clf.device if devices == 1 else f"{clf.device}, {devices} devices", logits, float(clf.to_numpy(clf.loss(logits, y))), gradients,
         step_gradients=step_gradients,
         optimizers={name: _updates(make(**hp), step_gradients) for name, hp in OPTIMIZER_CHECKS.items()},
         ties=_tie_accuracy(clf), start=clf.get_params(), gradients_without=_gradients_without(clf, X, y),
+        devices=devices,
     )
     if clf.spec.buffer_shapes() or clf.spec.dropouts():
         out.train_logits = clf.to_numpy(clf.forward(X, train=True))
@@ -306,7 +319,7 @@ def compare(got: Trace, ref: Trace) -> list[Check]:
                      got.device, note)
 
     checks = [check("logits", max_abs(got.logits, ref.logits)), check("loss", relative(got.loss, ref.loss))]
-    values, note = _gradient_checks(got, ref)
+    values, note = _gradient_checks(got, ref, lambda n: _gradient_kind(ref, n))
     for i, (n, value) in enumerate(values.items()):
         kind = _gradient_kind(ref, n)
         checks.append(check(kind, value, f"{kind} {n}", note if i == 0 else ""))  # the note once, on the first
@@ -336,6 +349,35 @@ def compare(got: Trace, ref: Trace) -> list[Check]:
     return checks
 
 
+def compare_replicas(got: Trace, single: Trace) -> list[Check]:
+    """The checks of a backend's trace on N devices, ``got``, against the same backend's on one
+    device, ``single`` (same model, same inputs): the gradient of each parameter, the state after
+    each optimizer check and the training run. Only the order of the batch's sums differs."""
+    reference = f"{single.backend} on 1 device"
+    prefix = REPLICAS_LABEL.format(n=got.devices)
+
+    def check(name: str, value: float, label: str, note: str = "") -> Check:
+        tolerance = TOLERANCES[f"replicas {name}"]
+        return Check(got.backend, reference, single.model, prefix + label, tolerance.measure, value,
+                     tolerance.value, got.device, note)
+
+    values, note = _gradient_checks(got, single, lambda n: "replicas gradient")
+    checks = [check("gradient", value, f"gradient {n}", note if i == 0 else "")
+              for i, (n, value) in enumerate(values.items())]
+    for name, hp in OPTIMIZER_CHECKS.items():
+        value, note = _optimizer_margin(name, hp, got, single, evaluations=2)
+        checks.append(check(name, value, f"{name} ({len(single.step_gradients)} steps)", note))
+    if got.train is not None and single.train is not None:
+        path = np.linalg.norm(_flat(single.train) - _flat(single.start))
+        value = float(np.linalg.norm(_flat(got.train) - _flat(single.train)) / path) if path > 0 else np.inf
+        steps = len(single.train_losses)
+        checks.append(check("train", value, f"train ({steps} steps)",
+                            note=f"largest single-parameter difference {max_param_diff(got.train, single.train):.2g}"))
+        losses = float(np.max(np.abs(got.train_losses - single.train_losses) / np.abs(single.train_losses)))
+        checks.append(check("train loss", losses, f"train loss ({steps} steps)"))
+    return checks
+
+
 def _batchnorm_checks(got: AfterSteps, ref: AfterSteps, check) -> list[Check]:
     """The running statistics (relative norm per buffer), the counters (exact) and the eval-mode
     logits after the first steps of the training run."""
@@ -351,7 +393,7 @@ def _batchnorm_checks(got: AfterSteps, ref: AfterSteps, check) -> list[Check]:
     return checks
 
 
-def _gradient_checks(got: Trace, ref: Trace) -> tuple[dict[str, float], str]:
+def _gradient_checks(got: Trace, ref: Trace, kind: Callable[[str], str]) -> tuple[dict[str, float], str]:
     """Each parameter's ``||g - g_ref|| / ||g_ref||`` on the batch, and a note.
 
     The gradient of a network with ReLU or max-pool is discontinuous where a pre-activation is
@@ -363,9 +405,10 @@ def _gradient_checks(got: Trace, ref: Trace) -> tuple[dict[str, float], str]:
     check leaves out the example (and then, at most ``MAX_FLIPPED`` in all) whose removal
     brings them closest, both backends computing on the same smaller batch: if the rest then
     agree, the difference was such a decision, and the note names the examples. A wrong
-    gradient computation differs in every example and still fails.
+    gradient computation differs in every example and still fails. ``kind(name)``: the
+    tolerance a parameter's gradient is held to.
     """
-    tolerance = {n: TOLERANCES[_gradient_kind(ref, n)].value for n in ref.gradients}
+    tolerance = {n: TOLERANCES[kind(n)].value for n in ref.gradients}
 
     def measure(g: dict[str, np.ndarray], r: dict[str, np.ndarray]) -> dict[str, float]:
         """Each parameter's relative difference, as a share of its tolerance."""
@@ -399,9 +442,12 @@ def _gradient_kind(ref: Trace, name: str) -> str:
     return "gradient before BatchNorm" if name in ref.before_batchnorm else "gradient"
 
 
-def _optimizer_margin(name: str, hp: dict, got: Trace, ref: Trace) -> tuple[float, str]:
-    """The largest ``|got - ref| / (MARGIN * bound)`` over every parameter and state entry after
-    the optimizer check's steps, the bound derived from the update rule (common/rounding.py)."""
+def _optimizer_margin(name: str, hp: dict, got: Trace, ref: Trace, evaluations: int = 1) -> tuple[float, str]:
+    """The largest ``|got - ref| / (evaluations * MARGIN * bound)`` over every parameter and state
+    entry after the optimizer check's steps, the bound derived from the update rule
+    (common/rounding.py). ``evaluations``: how many of the two are float32 evaluations, each
+    within ``MARGIN * bound`` of the exact update (1 against the float64 reference, 2 between
+    two float32 runs)."""
     spec = Hyperparameters(model=ref.model, **hp).optimizer_spec()
     params, state = replay(spec, ref.start, ref.step_gradients)
     bounds = {**params, **state}
@@ -414,7 +460,7 @@ def _optimizer_margin(name: str, hp: dict, got: Trace, ref: Trace) -> tuple[floa
             if np.any(diff):
                 return np.inf, f"{key} is {got_all[key]}, the reference's {ref_value}"
             continue
-        bound = MARGIN * bounds[key].error
+        bound = evaluations * MARGIN * bounds[key].error
         ratio = diff / bound
         i = int(np.argmax(ratio))
         if ratio.flat[i] >= worst:
@@ -461,6 +507,7 @@ class ParityRun:
     steps: int
     batch_size: int
     tf32: str
+    devices: int = 1  # replicas per backend (data parallel)
     precision: dict[str, str] = field(default_factory=dict)  # backend -> the TF32 setting in force
     checks: list[Check] = field(default_factory=list)
 
@@ -478,6 +525,21 @@ class ParityRun:
         return {**{k: v for k, v in asdict(self).items() if k != "checks"},
                 "passed": self.passed, "worst": worst.to_dict() if worst else None,
                 "checks": [c.to_dict() for c in self.checks]}
+
+    @classmethod
+    def from_dict(cls, record: dict) -> "ParityRun":
+        """The run :meth:`to_dict` wrote (``crossframe parity --devices N`` reads each backend's)."""
+        names = {f.name for f in fields(cls)} - {"checks"}
+        checks = [Check(**{f.name: c[f.name] for f in fields(Check)}) for c in record["checks"]]
+        return cls(**{k: v for k, v in record.items() if k in names}, checks=checks)
+
+    @classmethod
+    def merged(cls, runs: list["ParityRun"]) -> "ParityRun":
+        """One run of every backend of ``runs`` (the same settings, a backend each)."""
+        first = runs[0]
+        return dataclasses.replace(first, backends=[b for r in runs for b in r.backends],
+                                   precision={k: v for r in runs for k, v in r.precision.items()},
+                                   checks=[c for r in runs for c in r.checks])
 
 
 def load_parity_data(dataset: str = "fashion-mnist", *, steps: int = STEPS, batch_size: int = BATCH_SIZE,
@@ -514,19 +576,25 @@ def run(
     seed: int = 0,
     tf32_mode: str = "default",
     on_model: Callable[[ParityRun, str], None] | None = None,
+    devices: int = 1,
 ) -> ParityRun:
     """Every check for every backend and model, on ``steps`` batches of ``data``. The reference
-    runs once per model; ``on_model(run, model)`` is called as each model is done."""
+    runs once per model; ``on_model(run, model)`` is called as each model is done. ``devices``
+    > 1: each backend runs data-parallel on that many replicas, checked against the reference
+    and against the same backend on one device (:func:`compare_replicas`)."""
     batches = training_batches(data, max(steps, OPTIMIZER_STEPS))
     result = ParityRun(reference_backend(), list(backends), list(models), device, seed, steps,
-                       data.batch_size, tf32_mode)
+                       data.batch_size, tf32_mode, devices=devices)
     for model in models:
         ref = trace(result.reference, model, batches, seed=seed, train_batches=batches[:steps])
         for backend in backends:
             with tf32(backend, tf32_mode) as setting:
-                result.checks += compare(trace(backend, model, batches, device=device, seed=seed,
-                                               train_batches=batches[:steps], step_gradients=ref.step_gradients),
-                                         ref)
+                run_on = partial(trace, backend, model, batches, device=device, seed=seed,
+                                 train_batches=batches[:steps], step_gradients=ref.step_gradients)
+                got = run_on(devices=devices)
+                result.checks += compare(got, ref)
+                if devices > 1:
+                    result.checks += compare_replicas(got, run_on(devices=1))
             result.precision[backend] = setting
         if on_model is not None:
             on_model(result, model)

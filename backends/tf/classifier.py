@@ -73,6 +73,9 @@ class TFClassifier(Classifier):
         self.apply_function = tf.function(partial(TFClassifier._apply_graph, self),
                                           input_signature=[[tf.TensorSpec(v.shape, v.dtype) for v in self._variables]],
                                           jit_compile=jit)
+        if self.strategy is not None:
+            self.gradients_function = tf.function(partial(TFClassifier._replicated_gradients_graph, self),
+                                                  input_signature=[*signature, key])
         self._jit = jit
         self._epoch_functions: dict[tuple[str, int], Any] = {}
 
@@ -100,6 +103,8 @@ class TFClassifier(Classifier):
     def gradients(self, batch) -> dict[str, np.ndarray]:
         X, y = batch
         X, y = self._images(X), self._labels(y)
+        if self.strategy is not None:  # each replica's slice, the gradients summed across them
+            return self._canonical(self.gradients_function(X, y, self._key()))
         with tf.device(self._device), tf.GradientTape() as tape:
             loss = _cross_entropy(self.net(X, training=True, key=self._key()), y)
         return self._canonical(tape.gradient(loss, self._variables))
@@ -202,21 +207,34 @@ class TFClassifier(Classifier):
         n = tf.shape(y)[0]
 
         def replica(X, y, key):
-            start, size = parallel.replica_part(n)
-            X, y = X[start:start + size], y[start:start + size]
-            with tf.GradientTape() as tape:
-                logits = self.net(X, training=True, key=key, updates=True)
-                loss_sum = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
-                loss = loss_sum / tf.cast(n, tf.float32)
-            grads = tape.gradient(loss, self._variables)
-            grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+            grads, loss_sum, logits, labels = self._replica_gradients(X, y, key, n)
             self.optimizer.apply_gradients(zip(grads, self._variables))
-            return loss_sum, tf.reduce_sum(tf.cast(_predictions(logits) == y, tf.int64))
+            return loss_sum, tf.reduce_sum(tf.cast(_predictions(logits) == labels, tf.int64))
 
         loss_sum, correct = (self.strategy.reduce(tf.distribute.ReduceOp.SUM, part, axis=None)
                              for part in self.strategy.run(replica, (X, y, key)))
         return {"loss": loss_sum / tf.cast(n, tf.float32), "correct": correct,
                 "accuracy": tf.cast(correct, tf.float32) / tf.cast(n, tf.float32)}
+
+    def _replica_gradients(self, X: tf.Tensor, y: tf.Tensor, key: tf.Tensor, n: tf.Tensor, updates: bool = True):
+        """In a replica of the strategy: (the gradients of the global batch's mean loss summed
+        across the replicas, this replica's loss sum, its slice's logits and labels)."""
+        start, size = parallel.replica_part(n)
+        X, y = X[start:start + size], y[start:start + size]
+        with tf.GradientTape() as tape:
+            logits = self.net(X, training=True, key=key, updates=updates)
+            loss_sum = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+            loss = loss_sum / tf.cast(n, tf.float32)
+        grads = tape.gradient(loss, self._variables)
+        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads), loss_sum, logits, y
+
+    def _replicated_gradients_graph(self, X: tf.Tensor, y: tf.Tensor, key: tf.Tensor) -> list[tf.Tensor]:
+        """The body of ``gradients_function``: ``gradients`` on the strategy's replicas, the
+        all-reduced sum as the first replica holds it."""
+        n = tf.shape(y)[0]
+        per_replica = self.strategy.run(lambda X, y, key: self._replica_gradients(X, y, key, n, updates=False)[0],
+                                        (X, y, key))
+        return self.strategy.experimental_local_results(per_replica)[0]
 
     def _apply_graph(self, grads: list[tf.Tensor]) -> None:
         """The update of ``_train_graph`` from given gradients (TensorFlow's layout), traced into one graph."""

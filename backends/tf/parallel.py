@@ -14,6 +14,7 @@ device"; not wired into the command line).
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Iterator
 
 import tensorflow as tf
@@ -21,8 +22,13 @@ import tensorflow as tf
 from ...common.errors import DeviceUnavailable, UserError
 
 
+@functools.cache
 def replicas(requested: str, devices: int) -> tf.distribute.MirroredStrategy:
-    """A MirroredStrategy over ``devices`` GPUs, or (``--device cpu``, or no GPU) logical CPUs."""
+    """A MirroredStrategy over ``devices`` GPUs, or (``--device cpu``, or no GPU) logical CPUs.
+
+    One per process and device set, shared by every classifier made here: each strategy numbers
+    its collective operations from the same start, and two strategies over the same devices
+    would mix their all-reduces (TensorFlow aborts with a shape mismatch)."""
     gpus = tf.config.list_physical_devices("GPU") if requested != "cpu" else []
     if gpus:
         if len(gpus) < devices:

@@ -59,9 +59,13 @@ class TorchClassifier(Classifier):
         return optimizer_for(self.hparams.optimizer_spec(), self.net.parameters())
 
     def gradients(self, batch) -> dict[str, np.ndarray]:
-        X, y = batch
+        X, y = self._images(batch[0]), self._labels(batch[1])
         self.net.zero_grad(set_to_none=True)
-        F.cross_entropy(self._train_mode(self._images(X)), self._labels(y)).backward()
+        if self.replica is not None:  # this replica's part; DDP leaves the global gradient in .grad
+            self.net.train()
+            self._replica_loss(X, y)[0].backward()
+        else:
+            F.cross_entropy(self._train_mode(X), y).backward()
         grads = {name: p.grad.detach().cpu().numpy().copy() for name, p in self.net.named_parameters()}
         self.net.zero_grad(set_to_none=True)
         return grads
@@ -137,14 +141,19 @@ class TorchClassifier(Classifier):
         """This replica's part of a data-parallel step on the global batch ``(X, y)``: its contiguous
         slice, loss summed over the slice / the global size * N, which DDP's average over the N
         replicas turns into the global mean's gradient (common/parallel.py)."""
+        replica_loss, loss_sum, logits, labels = self._replica_loss(X, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        replica_loss.backward()
+        self.optimizer.step()
+        total, correct = parallel.summed(loss_sum.detach(), (logits.detach().argmax(dim=1) == labels).sum())
+        return {"loss": (total / len(y)).to(torch.float32), "accuracy": correct / len(y), "correct": correct.long()}
+
+    def _replica_loss(self, X: torch.Tensor, y: torch.Tensor):
+        """(the loss to differentiate, its sum over this replica's slice, the slice's logits and labels)."""
         part = replica_slice(len(y), self.rank, self.world)
         logits = self.replica(X[part])
         loss_sum = F.cross_entropy(logits, y[part], reduction="sum")
-        self.optimizer.zero_grad(set_to_none=True)
-        (loss_sum * (self.world / len(y))).backward()
-        self.optimizer.step()
-        total, correct = parallel.summed(loss_sum.detach(), (logits.detach().argmax(dim=1) == y[part]).sum())
-        return {"loss": (total / len(y)).to(torch.float32), "accuracy": correct / len(y), "correct": correct.long()}
+        return loss_sum * (self.world / len(y)), loss_sum, logits, y[part]
 
     def _apply_gradients(self, grads: dict[str, np.ndarray]) -> None:
         for name, p in self.net.named_parameters():

@@ -78,9 +78,13 @@ class ParityResults:
 
 def check_kind(label: str) -> str:
     """The kind of a parity check from its label: ``gradient fc1.weight`` is a ``gradient`` check,
-    ``train loss (100 steps)`` a ``train loss`` one (the longest kind the label starts with)."""
-    from ..parity import TOLERANCES
+    ``train loss (100 steps)`` a ``train loss`` one (the longest kind the label starts with);
+    ``2 vs 1 device: gradient fc1.weight`` a ``replicas gradient`` one."""
+    from ..parity import REPLICAS_LABEL, TOLERANCES
 
+    devices, replicas, rest = label.partition(REPLICAS_LABEL.format(n=""))
+    if replicas and devices.isdigit():
+        label = f"replicas {rest}"
     for kind in sorted(TOLERANCES, key=len, reverse=True):
         if label == kind or label.startswith(kind + " "):
             return kind
