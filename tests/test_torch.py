@@ -32,3 +32,35 @@ def test_gpu_training_matches_cpu_within_float32_rounding(rng):
         gpu.training_step((X, y))
     for name, value in cpu.get_params().items():
         np.testing.assert_allclose(gpu.get_params()[name], value, atol=1e-4)
+
+
+@pytest.mark.parametrize("model", ["cnn", "resnet"])
+def test_channels_last_step_equals_the_nchw_step(rng, model):
+    """On a CPU the convolution weights are channels-last (oneDNN's NHWC kernels, BENCHMARKS.md);
+    the gradients and the parameters after an SGD step must be the NCHW network's within float32
+    rounding: the parity suite's gradient tolerance against float64 holds between the two."""
+    from crossframe.common.parity import TOLERANCES, relative_norm
+
+    X = rng.normal(size=(32, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, size=32)
+    fast = crossframe.classifier("torch", model, device="cpu", lr=0.05, momentum=0.9)
+    nchw = crossframe.classifier("torch", model, device="cpu", lr=0.05, momentum=0.9)
+    nchw.net.to(memory_format=torch.contiguous_format)
+    convs = [p for p in fast.net.parameters() if p.dim() == 4]
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    assert not all(p.is_contiguous() for p in convs)  # a 1-channel or 1x1 kernel is both
+    assert all(p.is_contiguous() for p in nchw.net.parameters())
+    got, want = fast.gradients((X, y)), nchw.gradients((X, y))
+    for name, g in want.items():
+        assert relative_norm(got[name], g) <= TOLERANCES["gradient"].value, name
+    fast.training_step((X, y))
+    nchw.training_step((X, y))
+    for name, value in nchw.get_params().items():
+        assert fast.get_params()[name].flags.c_contiguous
+        np.testing.assert_allclose(fast.get_params()[name], value, atol=1e-6, rtol=0, err_msg=name)
+
+
+def test_batchnorm_models_keep_the_nchw_format():
+    """torch's channels-last BatchNorm rounds further from the float64 reference (classifier.py)."""
+    clf = crossframe.classifier("torch", "resnet-bn", device="cpu")
+    assert all(p.is_contiguous() for p in clf.net.parameters())

@@ -31,7 +31,8 @@ class TorchClassifier(Classifier):
         self.rank, self.world = 0, 1  # data parallelism (parallel.py): this replica among how many
         if self.hparams.devices > 1:
             self.rank, self.world, self._device = parallel.join(self._device, self.hparams.devices)
-        self.net = build_network(self.spec, native_dropout=self.hparams.dropout_rng == "native").to(self._device)
+        self.net = build_network(self.spec, native_dropout=self.hparams.dropout_rng == "native").to(
+            self._device, memory_format=_memory_format(self._device, self.spec))
         self.dropouts = [m for m in self.net.modules() if isinstance(m, dropout.Dropout)]
         self.set_params(self.initial_params())
         self.set_buffers(self.initial_buffers())
@@ -98,8 +99,8 @@ class TorchClassifier(Classifier):
         for name, p in self.net.named_parameters():
             slots = self.optimizer.state[p]
             for slot in spec.slots:
-                slots[STATE_KEYS.get(slot, slot)] = torch.as_tensor(np.asarray(state[f"{slot}.{name}"], np.float32),
-                                                                    device=p.device).clone()
+                slots[STATE_KEYS.get(slot, slot)] = torch.empty_like(p).copy_(  # p's memory format
+                    torch.from_numpy(np.asarray(state[f"{slot}.{name}"], np.float32)))
             for counter in spec.counters:
                 slots[counter] = torch.tensor(float(state[counter]), dtype=torch.float32)
 
@@ -194,6 +195,17 @@ class TorchClassifier(Classifier):
     def _to_device_array(self, array) -> torch.Tensor:
         """On a CPU a NumPy array's tensor shares its memory."""
         return (array if isinstance(array, torch.Tensor) else torch.from_numpy(array)).to(self._device)
+
+
+def _memory_format(device: torch.device, model) -> torch.memory_format:
+    """Channels-last convolution weights on a CPU: oneDNN's NHWC convolutions, 1.3x to 2x the
+    NCHW step of the convolutional models on the 2-core CPU (BENCHMARKS.md, "channels-last").
+    A convolution's output takes its weight's format, so the activations follow; a matrix
+    is not 4-D and keeps its format. Not with BatchNorm: torch's channels-last BatchNorm
+    kernel on a CPU rounds an order of magnitude further from the float64 reference than its
+    NCHW one (parity: resnet-bn's stem_bn.weight gradient went from 4% to 87% of its
+    tolerance). Not measured on a GPU, so kept as it is there."""
+    return torch.channels_last if device.type == "cpu" and not model.batchnorms() else torch.preserve_format
 
 
 def _read(named) -> dict[str, np.ndarray]:
