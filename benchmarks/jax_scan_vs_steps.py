@@ -1,30 +1,38 @@
-"""Time the JAX backend's epoch both ways on this machine: one ``lax.scan`` over the batches
-(``steps.train_epoch``), or a Python loop over the jitted ``steps.train_step``.
+"""Time the JAX backend's epoch four ways on this machine: one ``lax.scan`` over the batches
+(``steps.train_epoch``) or a Python loop over the jitted ``steps.train_step``, each with XLA's
+convolutions and max pooling or with ``im2col`` ones (patches and a matrix product, a reshape
+and a max: ``backends/jax/models.py``).
 
     python benchmarks/jax_scan_vs_steps.py [--models mlp cnn lenet] [--batch-sizes 64] [--batches 100] [--repeats 3]
 
 Per model and batch size: ``--batches`` batches of random images, resident on the device; each way is run
-once to compile, then the two take turns for ``--repeats`` rounds and the figure is each way's
-fastest round, in milliseconds per step. This is the measurement behind ``SCANNED_ON_CPU`` in
-``backends/jax/classifier.py``.
+once to compile, then the four take turns for ``--repeats`` rounds and the figure is each way's
+fastest round, in milliseconds per step. This is the measurement behind ``SCANNED_ON_CPU`` and
+``IM2COL_ON_CPU`` in ``backends/jax/classifier.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import crossframe
-from crossframe.backends.jax import steps
+from crossframe.backends.jax import classifier, steps
 from crossframe.common.models import MODELS, RECIPES
 
-def ms_per_step(model: str, batch_size: int, batches: int, repeats: int, device: str) -> dict[str, float]:
+def ways_for(model: str, batch_size: int, batches: int, device: str, im2col: bool) -> dict[str, Callable[[], None]]:
     recipe = RECIPES[model]
-    clf = crossframe.classifier("jax", model, lr=recipe.lr, momentum=recipe.momentum, device=device)
+    saved = classifier.IM2COL_ON_CPU
+    classifier.IM2COL_ON_CPU = frozenset({model}) if im2col else frozenset()
+    try:
+        clf = crossframe.classifier("jax", model, lr=recipe.lr, momentum=recipe.momentum, device=device)
+    finally:
+        classifier.IM2COL_ON_CPU = saved
     rng = np.random.default_rng(0)
     n = batch_size * batches
     X = jax.device_put(rng.normal(size=(n, 1, 28, 28)).astype(np.float32), clf._device)
@@ -44,7 +52,12 @@ def ms_per_step(model: str, batch_size: int, batches: int, repeats: int, device:
         clf.state = state
         jax.block_until_ready(metrics)
 
-    ways = {"scan": scan, "loop": loop}
+    return {"scan": scan, "loop": loop}
+
+
+def ms_per_step(model: str, batch_size: int, batches: int, repeats: int, device: str) -> dict[str, float]:
+    ways = {f"{conv} {name}": run for conv in ("xla", "im2col")
+            for name, run in ways_for(model, batch_size, batches, device, conv == "im2col").items()}
     for run in ways.values():
         run()  # compile
     best = {name: float("inf") for name in ways}
@@ -65,13 +78,13 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     args = parser.parse_args()
     print(f"jax {jax.__version__}, {args.device}; fastest of {args.repeats} rounds of {args.batches} steps")
-    print("| model | batch | scan ms/step | loop ms/step | loop / scan |")
-    print("|---|---:|---:|---:|---:|")
+    print("| model | batch | XLA's, scan | XLA's, loop | im2col, scan | im2col, loop |")
+    print("|---|---:|---:|---:|---:|---:|")
     for model in args.models:
         for batch_size in args.batch_sizes:
             best = ms_per_step(model, batch_size, args.batches, args.repeats, args.device)
-            print(f"| {model} | {batch_size} | {best['scan']:.2f} | {best['loop']:.2f} | "
-                  f"{best['loop'] / best['scan']:.2f} |", flush=True)
+            print(f"| {model} | {batch_size} | " + " | ".join(f"{best[way]:.2f}" for way in
+                  ("xla scan", "xla loop", "im2col scan", "im2col loop")) + " |", flush=True)
 
 
 if __name__ == "__main__":

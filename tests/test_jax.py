@@ -76,20 +76,21 @@ def test_the_epoch_program_compiles_once(fashion_2k):
     assert train_epoch._cache_size() == compiled
 
 
-def test_convolutional_epochs_loop_on_a_cpu_and_their_scan_still_equals_the_loop(fashion_2k, monkeypatch):
-    """On a CPU a cnn epoch loops over the jitted step (XLA:CPU's convolutions are three times
-    slower inside a scan); on a GPU it is scanned. The scan a GPU runs is held to the loop here,
-    forced on the CPU: 300 examples, four batches of 64 and one of 44."""
+def test_convolutional_epochs_on_a_cpu_scan_with_im2col_and_equal_the_loop(fashion_2k, monkeypatch):
+    """On a CPU a cnn epoch is one scan over im2col convolutions (XLA:CPU's own are three times
+    slower inside a scan; classifier.py). The scan is held to a loop over the jitted step of
+    the same network: 300 examples, four batches of 64 and one of 44."""
     from crossframe.backends.jax import classifier as jax_classifier
 
     full = fashion_2k.train_plan(0)
     plan = type(full)(full.X, full.y, full.order[:300], 64)
     kw = dict(lr=0.05, momentum=0.9, device="cpu")
-    looped = crossframe.classifier("jax", "cnn", **kw)
-    assert not looped.scans_epochs and crossframe.classifier("jax", "mlp", device="cpu").scans_epochs
-    monkeypatch.setattr(jax_classifier, "SCANNED_ON_CPU", frozenset({"cnn"}))
     scanned = crossframe.classifier("jax", "cnn", **kw)
-    assert scanned.scans_epochs
+    assert scanned.scans_epochs and scanned.net.im2col
+    assert not crossframe.classifier("jax", "resnet", device="cpu").net.im2col
+    monkeypatch.setattr(jax_classifier, "SCANNED_ON_CPU", frozenset({"mlp"}))
+    looped = crossframe.classifier("jax", "cnn", **kw)
+    assert not looped.scans_epochs and looped.net.im2col
     scanned_loss, _ = scanned.train_epoch(plan).read()
     looped_loss, _ = looped.train_epoch(plan).read()
     assert scanned_loss == pytest.approx(looped_loss, rel=1e-6)
@@ -97,6 +98,83 @@ def test_convolutional_epochs_loop_on_a_cpu_and_their_scan_still_equals_the_loop
         np.testing.assert_allclose(scanned.get_params()[name], value, atol=1e-6, rtol=0, err_msg=name)
     val = fashion_2k.val_plan()
     assert scanned.evaluate(val).read() == pytest.approx(looped.evaluate(val).read(), rel=1e-6)
+
+
+@pytest.mark.parametrize("model", ["cnn", "lenet"])
+def test_an_im2col_step_equals_the_xla_convolutions_step(fashion_2k, monkeypatch, model):
+    """The im2col network (CPU) against XLA's convolutions and max pooling (GPU) on real images,
+    whose blank backgrounds tie max pooling's windows: the gradients within the parity suite's
+    gradient tolerance against float64, the parameters after an SGD step within float32
+    rounding, as for torch's channels-last step."""
+    from crossframe.backends.jax import classifier as jax_classifier
+    from crossframe.common.parity import TOLERANCES, relative_norm
+
+    X, y = fashion_2k.train.X[:32], fashion_2k.train.y[:32]
+    fast = crossframe.classifier("jax", model, device="cpu", lr=0.05, momentum=0.9)
+    monkeypatch.setattr(jax_classifier, "IM2COL_ON_CPU", frozenset())
+    xla = crossframe.classifier("jax", model, device="cpu", lr=0.05, momentum=0.9)
+    assert fast.net.im2col and not xla.net.im2col
+    got, want = fast.gradients((X, y)), xla.gradients((X, y))
+    for name, g in want.items():
+        assert relative_norm(got[name], g) <= TOLERANCES["gradient"].value, name
+    fast.training_step((X, y))
+    xla.training_step((X, y))
+    for name, value in xla.get_params().items():
+        np.testing.assert_allclose(fast.get_params()[name], value, atol=1e-6, rtol=0, err_msg=name)
+
+
+def _float32_dot_bound(terms: int, abs_products: np.ndarray) -> np.ndarray:
+    """The classic bound on a float32 sum of ``terms`` products in any order, FMA or not:
+    gamma_n * sum |a_i b_i| with gamma_n = n u / (1 - n u), u = 2**-24 (Higham, 3.1)."""
+    u = 2.0 ** -24
+    return terms * u / (1 - terms * u) * abs_products
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(5, 1, 0), (5, 1, 2), (3, 2, 1), (1, 2, 0)])
+def test_im2col_conv_is_a_convolution(rng, kernel, stride, padding):
+    """im2col_conv and XLA's convolution both within the float32 summation bound of float64."""
+    import jax
+    import jax.numpy as jnp
+    from crossframe.backends.jax.models import im2col_conv
+
+    x = rng.normal(size=(3, 11, 12, 4)).astype(np.float32)
+    w = rng.normal(size=(kernel, kernel, 4, 6)).astype(np.float32)
+    pads = ((padding, padding), (padding, padding))
+    got = np.asarray(im2col_conv(jnp.asarray(x), jnp.asarray(w), (stride, stride), pads))
+    xla = np.asarray(jax.lax.conv_general_dilated(jnp.asarray(x), jnp.asarray(w), (stride, stride), pads,
+                                                  dimension_numbers=("NHWC", "HWIO", "NHWC")))
+    exact, abs_sum = (np.asarray(jax.lax.conv_general_dilated(
+        np.asarray(a, np.float64), np.asarray(b, np.float64), (stride, stride), pads,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"))) for a, b in ((x, w), (np.abs(x), np.abs(w))))
+    assert got.shape == xla.shape == exact.shape
+    bound = _float32_dot_bound(kernel * kernel * 4, abs_sum)
+    assert np.all(np.abs(got - exact) <= bound) and np.all(np.abs(xla - exact) <= bound)
+
+
+def test_max_pool_by_reshape_is_max_pooling_and_splits_ties(rng):
+    """Exactly Flax's max pooling forward, and its gradient where no window ties; in a tied window
+    the gradient is split equally where Flax's goes to one entry: the window's total is the same."""
+    import flax.linen as nn
+    import jax
+    import jax.numpy as jnp
+    from crossframe.backends.jax.models import max_pool_by_reshape
+
+    x = rng.normal(size=(2, 9, 8, 3)).astype(np.float32)  # 9 rows: the last is dropped (floor)
+    x[0, :2, :2, 0] = 0.5  # one tied window
+    def ours(a):
+        return max_pool_by_reshape(a, 2)
+
+    def flax_pool(a):
+        return nn.max_pool(a, (2, 2), strides=(2, 2))
+
+    np.testing.assert_array_equal(np.asarray(ours(jnp.asarray(x))), np.asarray(flax_pool(jnp.asarray(x))))
+    cot = rng.normal(size=(2, 4, 4, 3)).astype(np.float32)
+    g_ours, g_flax = (np.asarray(jax.vjp(f, jnp.asarray(x))[1](jnp.asarray(cot))[0]) for f in (ours, flax_pool))
+    untied = np.ones_like(x, bool)
+    untied[0, :2, :2, 0] = False
+    np.testing.assert_array_equal(g_ours[untied], g_flax[untied])
+    np.testing.assert_array_equal(g_ours[0, :2, :2, 0], np.full((2, 2), cot[0, 0, 0, 0] / 4))
+    assert g_flax[0, :2, :2, 0].sum() == cot[0, 0, 0, 0]
 
 
 def test_device_gpu_without_a_gpu_is_a_clear_error():

@@ -37,14 +37,21 @@ from .optim import STATE_KEYS, optimizer_for
 from .steps import TrainState
 
 
-# The models whose epoch runs as one ``lax.scan`` on a CPU, measured on the 2-core CPU
-# (BENCHMARKS.md): there the scan made an mlp step faster (1.5 ms against 2.5 ms a step run
-# one by one) but a convolution three times slower (cnn 35 ms against 11.6 ms, lenet 27 against
-# 9; on one core too, so not a threading effect): XLA:CPU compiles a convolution inside a
-# loop body into slower code than the same convolution in a program of its own. So on a CPU
-# the convolutional models run the epoch as a loop over the jitted ``train_step``. On a GPU
-# every model's epoch is one scan.
-SCANNED_ON_CPU = frozenset({"softmax", "mlp", "mlp-dropout"})  # mlp-dropout: an mlp, by analogy (not timed apart)
+# The convolutional models whose convolutions run as patches and one matrix product on a CPU,
+# and max pooling as a reshape and a max (models.py, ``im2col_conv``): XLA:CPU's own convolution
+# is slow inside a loop body, and its gradient of max pooling (a select-and-scatter) slow
+# anywhere. Measured on the 2-core CPU (``benchmarks/jax_scan_vs_steps.py``, BENCHMARKS.md),
+# ms a step at batch 64: cnn 12.6 looped with XLA's convolution, 7.1 scanned with im2col; lenet
+# 9.9 and 7.0. resnet is not here: im2col made its step slower (63 ms looped with XLA's
+# convolution, 75 scanned and 118 looped with im2col); the BatchNorm models were not measured.
+IM2COL_ON_CPU = frozenset({"cnn", "lenet"})
+# The models whose epoch runs as one ``lax.scan`` on a CPU, measured the same way: the scan makes
+# an mlp step faster (1.5 ms against 2.5 ms run one by one) but an XLA convolution three times
+# slower (cnn 35 ms against 11.6 ms, lenet 27 against 9; on one core too, so not a threading
+# effect): XLA:CPU compiles a convolution inside a loop body into slower code than the same
+# convolution in a program of its own. So the models with XLA's convolutions loop over the jitted
+# ``train_step`` on a CPU; those with im2col ones scan. On a GPU every model's epoch is one scan.
+SCANNED_ON_CPU = frozenset({"softmax", "mlp", "mlp-dropout"}) | IM2COL_ON_CPU  # mlp-dropout: an mlp, by analogy (not timed apart)
 
 
 class JaxClassifier(Classifier):
@@ -62,7 +69,8 @@ class JaxClassifier(Classifier):
         self.mesh = parallel.replicas(self._device, self.hparams.devices) if self.hparams.devices > 1 else None
         self._placement = self._device if self.mesh is None else parallel.replicated(self.mesh)
         self._batch_sharding = None if self.mesh is None else parallel.sharded(self.mesh)
-        self.net = build_network(self.spec, native_dropout=self.hparams.dropout_rng == "native")
+        self.net = build_network(self.spec, native_dropout=self.hparams.dropout_rng == "native",
+                                 im2col=self._device.platform == "cpu" and self.model in IM2COL_ON_CPU)
         self.optimizer = self.configure_optimizers()
         params = self._to_device(to_flax_params(self.initial_params(), self.spec))
         batch_stats, batches_tracked = to_flax_buffers(self.initial_buffers(), self.spec)

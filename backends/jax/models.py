@@ -51,6 +51,35 @@ from ...common import models as spec
 from ...common.batchnorm import EPS, MOMENTUM
 from .dropout import dropout
 
+
+def im2col_conv(lhs: jax.Array, rhs: jax.Array, window_strides, padding, *args, **kwargs) -> jax.Array:
+    """``lax.conv_general_dilated`` for ``nn.Conv`` (NHWC images, HWIO kernel, no dilation, one
+    group) as patches and one matrix product: the image padded, its kh*kw shifted strided slices
+    stacked along the channels in (kh, kw, in) order, times the kernel as a (kh*kw*in, out)
+    matrix. XLA:CPU runs this faster than its own convolution for the models in the classifier's
+    ``IM2COL_ON_CPU`` (BENCHMARKS.md, "JAX convolutions on a CPU"); the sums are the same, in
+    another order, so the results agree within float32 rounding."""
+    kh, kw, c_in, c_out = rhs.shape
+    (top, bottom), (left, right) = padding
+    x = jnp.pad(lhs, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    sh, sw = window_strides
+    ho, wo = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
+    patches = jnp.concatenate([x[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw, :]
+                               for i in range(kh) for j in range(kw)], axis=-1)
+    return jnp.dot(patches, rhs.reshape(kh * kw * c_in, c_out))
+
+
+def max_pool_by_reshape(x: jax.Array, k: int) -> jax.Array:
+    """``nn.max_pool`` with a k x k window and stride k, as a reshape and a max: XLA:CPU's
+    gradient of ``reduce_window`` (a select-and-scatter) is the slow part of a pooled step.
+    One difference, a tie: ``max``'s gradient splits it equally among the tied entries, where
+    PyTorch's (and ``nn.max_pool``'s) goes to the first. Where the tied entries' inputs are
+    equal too (an image's blank background: every patch zero), the weight gradients agree."""
+    n, h, w, c = x.shape
+    x = x[:, :h // k * k, :w // k * k, :]  # floor, as pooling does
+    return x.reshape(n, h // k, k, w // k, k, c).max(axis=(2, 4))
+
+
 def global_avg_pool(x: jax.Array) -> jax.Array:
     """(N, H, W, C) -> (N, C), the mean over the spatial axes."""
     return x.mean(axis=(1, 2))
@@ -78,30 +107,35 @@ class ResidualBlock(nn.Module):
 
     block: spec.Residual
     native_dropout: bool = False
+    im2col: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False, key: jax.Array | None = None) -> jax.Array:
         out, skip = x, x
         for layer in self.block.body:
-            out = call_layer(layer, build_layer(layer, self.native_dropout), out, train, key)
+            out = call_layer(layer, build_layer(layer, self.native_dropout, self.im2col), out, train, key)
         for layer in self.block.shortcut:
-            skip = call_layer(layer, build_layer(layer, self.native_dropout), skip, train, key)
+            skip = call_layer(layer, build_layer(layer, self.native_dropout, self.im2col), skip, train, key)
         return out + skip
 
 
-def build_layer(layer: spec.Layer, native_dropout: bool = False) -> Callable:
+def build_layer(layer: spec.Layer, native_dropout: bool = False, im2col: bool = False) -> Callable:
     """A Flax module or function for ``layer``, channels-last; call it inside a compact method,
-    through :func:`call_layer`."""
+    through :func:`call_layer`. ``im2col``: convolutions as patches and a matrix product, max
+    pooling as a reshape and a max (:func:`im2col_conv`, :func:`max_pool_by_reshape`)."""
     if isinstance(layer, spec.Conv2d):
         k, s, p = layer.kernel_size, layer.stride, layer.padding
+        conv = {"conv_general_dilated": im2col_conv} if im2col else {}
         return nn.Conv(layer.out_channels, (k, k), strides=(s, s), padding=((p, p), (p, p)), use_bias=layer.bias,
-                       name=layer.name)  # explicit symmetric padding, never "SAME" (see common/models.py)
+                       name=layer.name, **conv)  # explicit symmetric padding, never "SAME" (see common/models.py)
     if isinstance(layer, spec.Linear):
         return nn.Dense(layer.out_features, use_bias=layer.bias, name=layer.name)
     if isinstance(layer, spec.BatchNorm):
         return BatchNorm(momentum=1 - MOMENTUM, epsilon=EPS, use_fast_variance=False, name=layer.name)
     if isinstance(layer, spec.Dropout):
         return partial(dropout, p=layer.p, layer=layer.layer, native=native_dropout)
+    if isinstance(layer, spec.MaxPool2d) and im2col:
+        return partial(max_pool_by_reshape, k=layer.kernel_size)
     if isinstance(layer, spec.MaxPool2d):
         return partial(nn.max_pool, window_shape=(layer.kernel_size,) * 2, strides=(layer.kernel_size,) * 2)
     if isinstance(layer, spec.AvgPool2d):
@@ -115,7 +149,7 @@ def build_layer(layer: spec.Layer, native_dropout: bool = False) -> Callable:
     if isinstance(layer, spec.GlobalAvgPool):
         return global_avg_pool
     if isinstance(layer, spec.Residual):
-        return ResidualBlock(layer, native_dropout, name=layer.name)
+        return ResidualBlock(layer, native_dropout, im2col, name=layer.name)
     raise TypeError(f"no Flax layer for {layer!r}")
 
 
@@ -139,19 +173,20 @@ class Network(nn.Module):
 
     model: spec.ModelSpec
     native_dropout: bool = False
+    im2col: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False, key: jax.Array | None = None) -> jax.Array:
         x = jnp.transpose(x, (0, 2, 3, 1))  # NCHW -> NHWC; a relabelling, no copy, for one channel
         for layer in self.model.layers:
-            x = call_layer(layer, build_layer(layer, self.native_dropout), x, train, key)
+            x = call_layer(layer, build_layer(layer, self.native_dropout, self.im2col), x, train, key)
         return x
 
 
-def build_network(model: spec.ModelSpec, native_dropout: bool = False) -> Network:
+def build_network(model: spec.ModelSpec, native_dropout: bool = False, im2col: bool = False) -> Network:
     """A Linen module whose parameterised layers carry their spec names; ``native_dropout``: Flax's
-    own dropout masks instead of the shared ones (dropout.py)."""
-    return Network(model, native_dropout)
+    own dropout masks instead of the shared ones (dropout.py); ``im2col``: see :func:`build_layer`."""
+    return Network(model, native_dropout, im2col)
 
 
 # --------------------------------------------------------------------------- layout at the boundary

@@ -25,7 +25,7 @@ EpochPlan, with the dataset already on the device. The full batches are scanned;
 partial batch, if any, is one more step of its true size after the scan (no padding, no
 mask), so the epoch equals the step-by-step loop. The per-step metrics come back stacked,
 one entry per batch, still on the device. (On a CPU the classifier uses it for the dense
-models only: see ``SCANNED_ON_CPU`` in classifier.py.)
+models and those with im2col convolutions: see ``SCANNED_ON_CPU`` in classifier.py.)
 """
 
 from __future__ import annotations
