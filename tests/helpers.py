@@ -91,3 +91,11 @@ def dataset_child(spec, body: str) -> list[str]:
         "KNOWN_DATASETS[spec.name] = spec\n"
     )
     return [sys.executable, "-c", prelude + body]
+
+
+def float32_dot_bound(terms: int, abs_products: np.ndarray) -> np.ndarray:
+    """The classic bound on a float32 sum of ``terms`` products in any order, FMA or not:
+    gamma_n * sum |a_i b_i| with gamma_n = n u / (1 - n u), u = 2**-24 (Higham, 3.1). A test of
+    a float32 result against float64 by this bound holds on any machine."""
+    u = 2.0 ** -24
+    return terms * u / (1 - terms * u) * abs_products

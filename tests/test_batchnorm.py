@@ -174,7 +174,7 @@ def test_flaxs_batchnorm_as_it_comes_fails_the_parity_check(lenet_bn_reference, 
     flax_bn = (lambda layer: nn.BatchNorm(name=layer.name)) if variant == "Flax's defaults" else \
         (lambda layer: nn.BatchNorm(momentum=0.9, epsilon=1e-5, use_fast_variance=False, name=layer.name))
     monkeypatch.setattr(jax_models, "build_layer",
-                        lambda layer, native=False: flax_bn(layer) if isinstance(layer, spec.BatchNorm) else build(layer, native))
+                        lambda layer, *options: flax_bn(layer) if isinstance(layer, spec.BatchNorm) else build(layer, *options))
     checks = _checks("jax", batches, ref)
     # the unbiased correction multiplies the batch variance by n / (n - 1): 20 / 19 for the dense bn3
     # and bn4 (batches of 20), within float32 rounding of 1 after a convolution (n = 20 * 28 * 28 for

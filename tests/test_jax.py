@@ -17,6 +17,7 @@ from crossframe.backends.jax import eval_step, train_step  # noqa: E402
 from crossframe.backends.jax.steps import train_epoch  # noqa: E402
 from crossframe.backends.jax.models import build_network, from_flax_params, to_flax_params  # noqa: E402
 from crossframe.common.models import MODELS, build_spec  # noqa: E402
+from helpers import float32_dot_bound  # noqa: E402
 
 
 def _has_gpu() -> bool:
@@ -123,13 +124,6 @@ def test_an_im2col_step_equals_the_xla_convolutions_step(fashion_2k, monkeypatch
         np.testing.assert_allclose(fast.get_params()[name], value, atol=1e-6, rtol=0, err_msg=name)
 
 
-def _float32_dot_bound(terms: int, abs_products: np.ndarray) -> np.ndarray:
-    """The classic bound on a float32 sum of ``terms`` products in any order, FMA or not:
-    gamma_n * sum |a_i b_i| with gamma_n = n u / (1 - n u), u = 2**-24 (Higham, 3.1)."""
-    u = 2.0 ** -24
-    return terms * u / (1 - terms * u) * abs_products
-
-
 @pytest.mark.parametrize("kernel, stride, padding", [(5, 1, 0), (5, 1, 2), (3, 2, 1), (1, 2, 0)])
 def test_im2col_conv_is_a_convolution(rng, kernel, stride, padding):
     """im2col_conv and XLA's convolution both within the float32 summation bound of float64."""
@@ -147,7 +141,7 @@ def test_im2col_conv_is_a_convolution(rng, kernel, stride, padding):
         np.asarray(a, np.float64), np.asarray(b, np.float64), (stride, stride), pads,
         dimension_numbers=("NHWC", "HWIO", "NHWC"))) for a, b in ((x, w), (np.abs(x), np.abs(w))))
     assert got.shape == xla.shape == exact.shape
-    bound = _float32_dot_bound(kernel * kernel * 4, abs_sum)
+    bound = float32_dot_bound(kernel * kernel * 4, abs_sum)
     assert np.all(np.abs(got - exact) <= bound) and np.all(np.abs(xla - exact) <= bound)
 
 

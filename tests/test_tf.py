@@ -17,6 +17,7 @@ tf = pytest.importorskip("tensorflow", reason="TensorFlow is not installed")
 
 import crossframe  # noqa: E402
 from crossframe.common.parity import relative_norm  # noqa: E402
+from helpers import float32_dot_bound  # noqa: E402
 
 
 def has_gpu() -> bool:
@@ -82,6 +83,30 @@ def test_fc_kernel_after_a_channels_last_flatten_is_stored_permuted():
     kernel = clf.params["fc.weight"].numpy()  # (320, 10)
     h, w, c = 1, 2, 3
     np.testing.assert_array_equal(kernel[(h * 4 + w) * 20 + c], canonical[:, (c * 4 + h) * 4 + w])
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(5, 1, 0), (5, 1, 2), (3, 2, 1), (1, 2, 0)])
+def test_conv2d_pads_then_convolves_as_the_spec_says(rng, kernel, stride, padding):
+    """Conv2d (a tf.pad and a VALID convolution) within the float32 summation bound of a
+    float64 convolution with the spec's explicit zero padding, bias included."""
+    from crossframe.backends.tf.models import Conv2d
+    from crossframe.common.models import Conv2d as ConvSpec
+
+    conv = Conv2d(ConvSpec("conv", 4, 6, kernel, stride=stride, padding=padding))
+    conv.kernel.assign(rng.normal(size=(kernel, kernel, 4, 6)).astype(np.float32))
+    conv.bias.assign(rng.normal(size=6).astype(np.float32))
+    x = rng.normal(size=(3, 11, 12, 4)).astype(np.float32)
+    got = conv(tf.constant(x)).numpy()
+    pads = [[0, 0], [padding, padding], [padding, padding], [0, 0]]
+
+    def exact(images, weights, bias):
+        out = tf.nn.conv2d(tf.constant(images, tf.float64), tf.constant(weights, tf.float64), stride, pads)
+        return (out + tf.constant(bias, tf.float64)).numpy()
+
+    want = exact(x, conv.kernel.numpy(), conv.bias.numpy())
+    abs_sum = exact(np.abs(x), np.abs(conv.kernel.numpy()), np.abs(conv.bias.numpy()))
+    assert got.shape == want.shape
+    assert np.all(np.abs(got - want) <= float32_dot_bound(kernel * kernel * 4 + 1, abs_sum))
 
 
 def test_device_gpu_without_a_gpu_is_a_clear_error():
