@@ -10,6 +10,8 @@ reference in common/reference.py.
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,13 +22,11 @@ from .steps import cross_entropy_per_example
 
 
 def softmax(z, impl: str = "native") -> np.ndarray:
-    z = jnp.asarray(logits_input(z, impl))
-    return np.asarray(jax.nn.softmax(z, axis=-1) if impl == "native" else _softmax_scratch(z))
+    return np.asarray(_softmax(jnp.asarray(logits_input(z, impl)), impl))
 
 
 def log_softmax(z, impl: str = "native") -> np.ndarray:
-    z = jnp.asarray(logits_input(z, impl))
-    return np.asarray(jax.nn.log_softmax(z, axis=-1) if impl == "native" else _log_softmax_scratch(z))
+    return np.asarray(_log_softmax(jnp.asarray(logits_input(z, impl)), impl))
 
 
 def cross_entropy(logits, labels, reduction: str = "mean", impl: str = "native"):
@@ -38,7 +38,27 @@ def cross_entropy(logits, labels, reduction: str = "mean", impl: str = "native")
 def cross_entropy_grad(logits, labels, reduction: str = "mean", impl: str = "native") -> np.ndarray:
     """d(loss)/d(logits) by ``jax.grad`` (for ``none``, the gradient of the summed losses)."""
     z, y = map(jnp.asarray, cross_entropy_inputs(logits, labels, reduction, impl))
-    return np.asarray(jax.grad(lambda z: _cross_entropy(z, y, reduction, impl).sum())(z))
+    return np.asarray(_cross_entropy_grad(z, y, reduction, impl))
+
+
+# --------------------------------------------------------------------------- compiled
+# Each op one jitted program per shape, as inside the classifier's steps: one compilation
+# instead of one per primitive (the op tests run many shapes: 149 -> 83 s for test_ops -k jax).
+
+
+@partial(jax.jit, static_argnums=1)
+def _softmax(z: jax.Array, impl: str) -> jax.Array:
+    return jax.nn.softmax(z, axis=-1) if impl == "native" else _softmax_scratch(z)
+
+
+@partial(jax.jit, static_argnums=1)
+def _log_softmax(z: jax.Array, impl: str) -> jax.Array:
+    return jax.nn.log_softmax(z, axis=-1) if impl == "native" else _log_softmax_scratch(z)
+
+
+@partial(jax.jit, static_argnums=(2, 3))
+def _cross_entropy_grad(z: jax.Array, y: jax.Array, reduction: str, impl: str) -> jax.Array:
+    return jax.grad(lambda z: _cross_entropy(z, y, reduction, impl).sum())(z)
 
 
 # --------------------------------------------------------------------------- from scratch
@@ -54,6 +74,7 @@ def _log_softmax_scratch(z: jax.Array) -> jax.Array:
     return shifted - jnp.log(jnp.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+@partial(jax.jit, static_argnums=(2, 3))
 def _cross_entropy(z: jax.Array, y: jax.Array, reduction: str, impl: str) -> jax.Array:
     if impl == "native":
         nll = cross_entropy_per_example(z, y)
