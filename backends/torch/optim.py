@@ -16,14 +16,18 @@ from ...common.optim import SGD, Adam, AdamW, OptimizerSpec
 STATE_KEYS = {"momentum": "momentum_buffer"}
 
 
-def optimizer_for(spec: OptimizerSpec, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """The ``torch.optim`` optimizer of ``spec`` over ``params``."""
+def optimizer_for(spec: OptimizerSpec, params: Iterable[torch.nn.Parameter],
+                  fused: bool | None = None) -> torch.optim.Optimizer:
+    """The ``torch.optim`` optimizer of ``spec`` over ``params``; ``fused``: torch's one-kernel
+    implementation of the rule (``None``: torch's own default, per-tensor ops on a CPU)."""
     match spec:
         case SGD():
-            return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+            return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay,
+                                   fused=fused)
         case Adam():
-            return torch.optim.Adam(params, lr=spec.lr, betas=spec.betas, eps=spec.eps, weight_decay=spec.weight_decay)
+            return torch.optim.Adam(params, lr=spec.lr, betas=spec.betas, eps=spec.eps, weight_decay=spec.weight_decay,
+                                    fused=fused)
         case AdamW():
             return torch.optim.AdamW(params, lr=spec.lr, betas=spec.betas, eps=spec.eps,
-                                     weight_decay=spec.weight_decay)
+                                     weight_decay=spec.weight_decay, fused=fused)
     raise TypeError(f"no torch.optim optimizer for {spec!r}")
