@@ -14,7 +14,6 @@ fastest round, in milliseconds per step. This is the measurement behind ``SCANNE
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 
 import jax
@@ -23,6 +22,7 @@ import numpy as np
 
 import crossframe
 from crossframe.backends.jax import classifier, steps
+from crossframe.common.bench.timing import ms_per_step_in_turns
 from crossframe.common.models import MODELS, RECIPES
 
 def ways_for(model: str, batch_size: int, batches: int, device: str, im2col: bool) -> dict[str, Callable[[], None]]:
@@ -60,13 +60,7 @@ def ms_per_step(model: str, batch_size: int, batches: int, repeats: int, device:
             for name, run in ways_for(model, batch_size, batches, device, conv == "im2col").items()}
     for run in ways.values():
         run()  # compile
-    best = {name: float("inf") for name in ways}
-    for _ in range(repeats):
-        for name, run in ways.items():
-            start = time.perf_counter()
-            run()
-            best[name] = min(best[name], (time.perf_counter() - start) / batches * 1e3)
-    return best
+    return {name: min(t) for name, t in ms_per_step_in_turns(ways, batches, repeats).items()}
 
 
 def main() -> None:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import time
 
 import numpy as np
 import tensorflow as tf
 
 import crossframe
 from crossframe.backends.tf import models
+from crossframe.common.bench.timing import ms_per_step_in_turns
 from crossframe.common.models import RECIPES
 from crossframe.data.batching import EpochPlan
 
@@ -52,13 +52,8 @@ def ms_per_step(model: str, batch_size: int, batches: int, repeats: int) -> dict
         with classifier(model, call) as clf:
             clf.train_epoch(plan).read()  # trace
         epochs[way] = clf
-    best = {way: float("inf") for way in epochs}
-    for _ in range(repeats):
-        for way, clf in epochs.items():
-            start = time.perf_counter()
-            clf.train_epoch(plan).read()
-            best[way] = min(best[way], (time.perf_counter() - start) / batches * 1e3)
-    return best
+    ways = {way: (lambda clf=clf: clf.train_epoch(plan).read()) for way, clf in epochs.items()}
+    return {way: min(t) for way, t in ms_per_step_in_turns(ways, batches, repeats).items()}
 
 
 def main() -> None:

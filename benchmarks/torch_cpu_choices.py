@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import numpy as np
 import torch
 
 import crossframe
 from crossframe.backends.torch.optim import optimizer_for
+from crossframe.common.bench.timing import ms_per_step_in_turns
 from crossframe.common.models import RECIPES
 
 
@@ -55,13 +55,8 @@ def ms_per_step(choice: str, model: str, batch_size: int, batches: int, repeats:
             undo(clf)
         clf.training_step(batch_list[0])  # warm-up: oneDNN's kernels are chosen on the first call
         runs[name] = clf
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, clf in runs.items():
-            start = time.perf_counter()
-            for batch in batch_list:
-                clf.training_step(batch)
-            times[name].append((time.perf_counter() - start) / len(batch_list) * 1e3)
+    ways = {name: (lambda clf=clf: [clf.training_step(batch) for batch in batch_list]) for name, clf in runs.items()}
+    times = ms_per_step_in_turns(ways, len(batch_list), repeats)
     return {name: (min(t), statistics.median(t)) for name, t in times.items()}
 
 

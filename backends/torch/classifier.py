@@ -99,8 +99,7 @@ class TorchClassifier(Classifier):
         for name, p in self.net.named_parameters():
             slots = self.optimizer.state[p]
             for slot in spec.slots:
-                slots[STATE_KEYS.get(slot, slot)] = torch.empty_like(p).copy_(  # p's memory format
-                    torch.from_numpy(np.asarray(state[f"{slot}.{name}"], np.float32)))
+                slots[STATE_KEYS.get(slot, slot)] = _like(p, np.asarray(state[f"{slot}.{name}"], np.float32))
             for counter in spec.counters:
                 slots[counter] = torch.tensor(float(state[counter]), dtype=torch.float32)
 
@@ -158,8 +157,8 @@ class TorchClassifier(Classifier):
         return loss_sum * (self.world / len(y)), loss_sum, logits, y[part]
 
     def _apply_gradients(self, grads: dict[str, np.ndarray]) -> None:
-        for name, p in self.net.named_parameters():  # in p's memory format: a fused step reads them alike
-            p.grad = torch.empty_like(p).copy_(torch.from_numpy(grads[name]))
+        for name, p in self.net.named_parameters():
+            p.grad = _like(p, grads[name])
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 
@@ -211,13 +210,20 @@ def _memory_format(device: torch.device, model) -> torch.memory_format:
 
 def _fused(device: torch.device) -> bool | None:
     """torch.optim's fused kernels on a CPU: one pass over each parameter instead of a chain of
-    per-tensor ops: 96 against 203 µs for the mlp's parameters, 1.04x its step at batch 64 on the
-    2-core CPU, within the noise elsewhere (BENCHMARKS.md, issue 14); SGD's result is the same to the bit, Adam's within its rounding bound
-    (tests/test_torch.py). A fused kernel reads a gradient as laid out like its parameter: a
-    channels-last weight given an NCHW gradient is updated from the wrong entries, so
-    ``_apply_gradients`` writes gradients in the parameter's format. Not measured on a GPU,
-    where torch's own default stays."""
+    per-tensor ops: 96 against 203 µs for the mlp's parameters, 1.04x its step at batch 64 on
+    the 2-core CPU, within the noise elsewhere (BENCHMARKS.md, issue 14). SGD's result is the
+    same to the bit, Adam's within its rounding bound (tests/test_torch.py). A fused kernel
+    reads a gradient as laid out like its parameter (see :func:`_like`). Not measured on a
+    GPU, where torch's own default stays."""
     return True if device.type == "cpu" else None
+
+
+def _like(p: torch.Tensor, array: np.ndarray) -> torch.Tensor:
+    """``array`` (canonical NCHW NumPy) as a tensor laid out like ``p``: its device and memory
+    format. Gradients and optimizer state go in this way: a fused optimizer step reads them as
+    laid out like their parameter, and a channels-last weight given an NCHW gradient would be
+    updated from the wrong entries."""
+    return torch.empty_like(p).copy_(torch.from_numpy(array))
 
 
 def _read(named) -> dict[str, np.ndarray]:

@@ -42,3 +42,16 @@ def steady_state(rounds: list[list[float]], examples: int) -> dict[str, float | 
         "warmup_overhead_seconds": None if steady is None or warmup is None else warmup - steady,
         "samples_per_second": None if steady is None else examples / steady,
     }
+
+
+def ms_per_step_in_turns(ways: dict[str, Callable[[], Any]], steps: int, repeats: int) -> dict[str, list[float]]:
+    """Milliseconds per step of each of ``ways`` (a callable that runs ``steps`` steps, already
+    warmed up), per round: ``repeats`` rounds in which the ways take turns, so that a drift in a
+    shared machine's load meets all of them alike. The benchmarks/ scripts compare ways by it."""
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(repeats):
+        for name, run in ways.items():
+            start = time.perf_counter()
+            run()
+            times[name].append((time.perf_counter() - start) / steps * 1e3)
+    return times
