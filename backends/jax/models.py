@@ -54,19 +54,26 @@ from .dropout import dropout
 
 def im2col_conv(lhs: jax.Array, rhs: jax.Array, window_strides, padding, *args, **kwargs) -> jax.Array:
     """``lax.conv_general_dilated`` for ``nn.Conv`` (NHWC images, HWIO kernel, no dilation, one
-    group) as patches and one matrix product: the image padded, its kh*kw shifted strided slices
-    stacked along the channels in (kh, kw, in) order, times the kernel as a (kh*kw*in, out)
-    matrix. XLA:CPU runs this faster than its own convolution for the models in the classifier's
-    ``IM2COL_ON_CPU`` (BENCHMARKS.md, "JAX convolutions on a CPU"); the sums are the same, in
-    another order, so the results agree within float32 rounding."""
+    group) as patches and one matrix product. XLA:CPU runs this faster than its own convolution
+    for the models in the classifier's ``IM2COL_ON_CPU`` (BENCHMARKS.md, "JAX convolutions on a
+    CPU"); the sums are the same, in another order, so the results agree within float32 rounding.
+
+    The product is taken channels-first: the image as (C, N, H, W), padded, its kh*kw shifted
+    strided slices stacked into a (kh*kw*C, N*Ho*Wo) matrix in (kh, kw, in) row order, and the
+    kernel as a (kh*kw*C, out) matrix, transposed, times it; the (out, N, Ho, Wo) result goes
+    back to NHWC. A one-channel image's patches as (N*Ho*Wo, kh*kw) rows instead give a product
+    with 10 output columns, which XLA:CPU runs at a fraction of its speed: cnn's first
+    convolution with its kernel gradient took 2.0 ms against 0.8 at batch 64
+    (benchmarks/jax_im2col_layout.py)."""
     kh, kw, c_in, c_out = rhs.shape
     (top, bottom), (left, right) = padding
-    x = jnp.pad(lhs, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    x = jnp.pad(jnp.transpose(lhs, (3, 0, 1, 2)), ((0, 0), (0, 0), (top, bottom), (left, right)))
     sh, sw = window_strides
-    ho, wo = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
-    patches = jnp.concatenate([x[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw, :]
-                               for i in range(kh) for j in range(kw)], axis=-1)
-    return jnp.dot(patches, rhs.reshape(kh * kw * c_in, c_out))
+    n, ho, wo = x.shape[1], (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
+    patches = jnp.stack([x[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw]
+                         for i in range(kh) for j in range(kw)])  # (kh*kw, C, N, Ho, Wo)
+    out = rhs.reshape(kh * kw * c_in, c_out).T @ patches.reshape(kh * kw * c_in, n * ho * wo)
+    return jnp.transpose(out.reshape(c_out, n, ho, wo), (1, 2, 3, 0))
 
 
 def max_pool_by_reshape(x: jax.Array, k: int) -> jax.Array:
