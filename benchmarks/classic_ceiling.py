@@ -17,13 +17,11 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 import crossframe
-from crossframe.common.bench.classic import ClassicMNIST, tutorial_model
+from crossframe.common.bench.classic import classic_loader, tutorial_model
 from crossframe.common.bench.timing import ms_per_step_in_turns
 from crossframe.common.models import RECIPES, Linear
-from crossframe.data import read_idx
 
 
 def matmuls(spec, batch_size: int, steps: int):
@@ -55,8 +53,7 @@ def main() -> None:
     clf = crossframe.classifier("torch", args.model, lr=recipe.lr, momentum=recipe.momentum, device="cpu")
     plan = data.train_plan(1)
     batches = list(clf.device_batches(plan))[: args.steps]
-    images = read_idx(data.source["train_images"]["path"])[: len(data.train.y)]
-    loader = DataLoader(ClassicMNIST(images, data.train.y, data.mean, data.std), batch_size=args.batch_size, shuffle=True)
+    loader = classic_loader(data, args.batch_size)
     tutorial, tutorial_sgd = tutorial_model(crossframe.classifier("torch", args.model, lr=recipe.lr,
                                                                   momentum=recipe.momentum, device="cpu"))
     net, optimizer = clf.net, clf.optimizer

@@ -54,16 +54,13 @@ def main() -> None:
 
 
 def classic_epoch(clf, data, batch_size: int):
-    """One epoch of the classic pipeline on ``clf``'s network and optimizer, as ``crossframe bench`` times it."""
-    from torch.utils.data import DataLoader
+    """One epoch of the classic pipeline on a tutorial's copy of ``clf``'s network and SGD, as ``crossframe bench`` times it."""
+    from crossframe.common.bench.classic import classic_loader, train_epoch, tutorial_model
 
-    from crossframe.common.bench.classic import ClassicMNIST, train_epoch
-    from crossframe.data import read_idx
-
-    images = read_idx(data.source["train_images"]["path"])[: len(data.train.y)]
-    loader = DataLoader(ClassicMNIST(images, data.train.y, data.mean, data.std), batch_size=batch_size, shuffle=True)
-    device = next(clf.net.parameters()).device
-    return lambda epoch: train_epoch(clf.net, loader, clf.optimizer, device)
+    loader = classic_loader(data, batch_size)
+    net, optimizer = tutorial_model(clf)
+    device = next(net.parameters()).device
+    return lambda epoch: train_epoch(net, loader, optimizer, device)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,13 @@ class ClassicMNIST(Dataset):
         return self.transform(img), int(self.labels[i])
 
 
+def classic_loader(data, batch_size: int) -> DataLoader:
+    """The tutorial's shuffling DataLoader over ``data``'s training split, from its uint8 IDX
+    images (as torchvision keeps them), one PIL image per sample."""
+    images = read_idx(data.source["train_images"]["path"])[: len(data.train.y)]
+    return DataLoader(ClassicMNIST(images, data.train.y, data.mean, data.std), batch_size=batch_size, shuffle=True)
+
+
 def train_epoch(model: torch.nn.Module, loader: DataLoader, optimizer, device, log_interval: int = 10) -> float:
     """The tutorial's loop, including its ``loss.item()`` every ``log_interval`` batches."""
     model.train()
@@ -97,9 +104,7 @@ def time_epochs(job: dict[str, Any], folder: Path, result: dict[str, Any]) -> No
     hparams, settings = job_settings(job)
     hparams = replace(hparams, dropout_rng="native")  # a tutorial's nn.Dropout: torch's own generator, no mask key
     data = settings.load(seed=hparams.seed)
-    images = read_idx(data.source["train_images"]["path"])[: len(data.train.y)]  # uint8, as torchvision keeps them
-    loader = DataLoader(ClassicMNIST(images, data.train.y, data.mean, data.std), batch_size=settings.batch_size,
-                        shuffle=True)
+    loader = classic_loader(data, settings.batch_size)
     net, optimizer = tutorial_model(classifier_for("torch", hparams.for_data(data)))
     device = next(net.parameters()).device
     result.update(device=str(device), versions={"torch": torch.__version__}, transforms=TRANSFORMS,
