@@ -1,5 +1,6 @@
 """Time the JAX backend's training epoch under different XLA:CPU flags, each set in fresh processes
-(XLA reads ``XLA_FLAGS`` once, when its CPU client starts).
+(XLA reads ``XLA_FLAGS`` once, when its CPU client starts), and with or without the backend's own
+per-model compiler options (``XLA_OPTIONS_ON_CPU`` in backends/jax/classifier.py).
 
     python benchmarks/jax_xla_flags.py [--models mlp cnn ...] [--batch-sizes 64 256] [--batches 60] [--rounds 3]
                                        [--flag-set= --flag-set=--xla_cpu_experimental_ynn_fusion_type=-reduce ...]
@@ -9,7 +10,9 @@ builds the classifier (``device="cpu"``), trains one epoch of ``--batches`` batc
 images (compilation and warm-up, reported as "first s"), then two more; its figure is the faster
 of the two, in milliseconds per step. Over the rounds each figure is the fastest. Each
 ``--flag-set=FLAGS`` (written with ``=``: its value starts with dashes) is appended to any
-``XLA_FLAGS`` already set; an empty one is XLA's defaults, and the first is the baseline.
+``XLA_FLAGS`` already set; an empty one is XLA's defaults, and the first is the baseline. The
+pseudo-flag ``--no-model-options`` in a set turns the backend's per-model compiler options off.
+By default: the backend without its options (XLA's defaults everywhere) against the backend as it is.
 """
 
 from __future__ import annotations
@@ -21,16 +24,20 @@ import subprocess
 import sys
 import time
 
-DEFAULT_FLAGS = ["", "--xla_cpu_experimental_ynn_fusion_type=-reduce"]
+NO_MODEL_OPTIONS = "--no-model-options"
+DEFAULT_FLAGS = [NO_MODEL_OPTIONS, ""]
 
 
-def child(models: list[str], batch_sizes: list[int], batches: int) -> None:
+def child(models: list[str], batch_sizes: list[int], batches: int, model_options: bool) -> None:
     import numpy as np
 
     import crossframe
+    from crossframe.backends.jax import classifier as jax_classifier
     from crossframe.common.models import RECIPES
     from crossframe.data.batching import EpochPlan
 
+    if not model_options:
+        jax_classifier.XLA_OPTIONS_ON_CPU = {}
     rng = np.random.default_rng(0)
     for model in models:
         for batch_size in batch_sizes:
@@ -56,19 +63,22 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--flag-set", action="append", dest="flags",
-                        help="XLA flags to compare, as --flag-set=FLAGS; empty: XLA's defaults (default: defaults "
-                             "and the backend's own)")
+                        help=f"XLA flags to compare, as --flag-set=FLAGS; empty: the backend as it is; {NO_MODEL_OPTIONS}: "
+                             "without its per-model compiler options (default: the two)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(NO_MODEL_OPTIONS, action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(args.models, args.batch_sizes, args.batches)
+        return child(args.models, args.batch_sizes, args.batches, model_options=not args.no_model_options)
     args.flags = args.flags or DEFAULT_FLAGS
     best: dict[tuple[str, str, int], dict[str, float]] = {}
     for round_ in range(args.rounds):
         for flags in args.flags:
-            env = dict(os.environ, XLA_FLAGS=" ".join(filter(None, [os.environ.get("XLA_FLAGS", ""), flags])))
+            xla = [flag for flag in flags.split() if flag != NO_MODEL_OPTIONS]
+            env = dict(os.environ, XLA_FLAGS=" ".join(filter(None, [os.environ.get("XLA_FLAGS", ""), *xla])))
             command = [sys.executable, __file__, "--child", "--models", *args.models,
-                       "--batch-sizes", *map(str, args.batch_sizes), "--batches", str(args.batches)]
+                       "--batch-sizes", *map(str, args.batch_sizes), "--batches", str(args.batches),
+                       *([NO_MODEL_OPTIONS] if NO_MODEL_OPTIONS in flags.split() else [])]
             out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
             for line in filter(None, out.splitlines()):
                 if not line.startswith("{"):
@@ -78,17 +88,17 @@ def main() -> None:
                 seen = best.setdefault(key, {"ms_per_step": float("inf"), "first_s": float("inf")})
                 seen["ms_per_step"] = min(seen["ms_per_step"], r["ms_per_step"])
                 seen["first_s"] = min(seen["first_s"], r["first_s"])
-            print(f"round {round_ + 1}/{args.rounds}: {flags or 'defaults'} done", file=sys.stderr, flush=True)
+            print(f"round {round_ + 1}/{args.rounds}: {flags or 'the backend as it is'} done", file=sys.stderr, flush=True)
     base = args.flags[0]
     print(f"ms per step, fastest of {args.rounds} rounds ({args.batches} batches of random images; "
-          f"first s: the first epoch, compilation included); ratio: {base or 'defaults'} over the flag set")
+          f"first s: the first epoch, compilation included); speed-up: {base or 'the backend as it is'} over the row")
     print("| model | batch | flags | ms per step | first s | speed-up |\n|---|---:|---|---:|---:|---:|")
     for model in args.models:
         for batch_size in args.batch_sizes:
             for flags in args.flags:
                 r, ref = best[(flags, model, batch_size)], best[(base, model, batch_size)]
                 speed_up = ref["ms_per_step"] / r["ms_per_step"]
-                cells = [model, batch_size, flags or "defaults", f"{r['ms_per_step']:.2f}", f"{r['first_s']:.2f}",
+                cells = [model, batch_size, flags or "the backend as it is", f"{r['ms_per_step']:.2f}", f"{r['first_s']:.2f}",
                          f"{speed_up:.2f}x"]
                 print("| " + " | ".join(map(str, cells)) + " |")
 

@@ -101,6 +101,30 @@ def test_convolutional_epochs_on_a_cpu_scan_with_im2col_and_equal_the_loop(fashi
     assert scanned.evaluate(val).read() == pytest.approx(looped.evaluate(val).read(), rel=1e-6)
 
 
+def test_cnn_compiles_its_cpu_epoch_with_reductions_kept_from_ynnpack():
+    """cnn's epoch program on a CPU takes the backend's compiler options (``XLA_OPTIONS_ON_CPU``):
+    its max pooling's reductions compiled by XLA itself, where XLA's defaults hand them to
+    YNNPACK; a model without options compiles with the defaults. That this program trains as
+    the step-by-step loop does is the test above (the loop's steps are compiled with the defaults)."""
+    import jax.numpy as jnp
+    from crossframe.backends.jax import classifier as jax_classifier
+    from crossframe.backends.jax import steps
+
+    options = jax_classifier.XLA_OPTIONS_ON_CPU["cnn"]
+    if not steps._known(options):
+        pytest.skip(f"this jaxlib ({jax.__version__}) does not know the options {options}: the defaults apply")
+    cnn, mlp = (crossframe.classifier("jax", model, device="cpu") for model in ("cnn", "mlp"))
+    assert mlp._epochs == steps.epoch_programs() == (steps.train_epoch, steps.evaluate)
+    X, y, order = jnp.zeros((128, 1, 28, 28)), jnp.zeros(128, jnp.int32), jnp.arange(128, dtype=jnp.int32)
+
+    def reductions_in_ynnpack(program) -> int:
+        text = program.lower(cnn.state, X, y, order, 64, jnp.zeros(3, jnp.uint32)).compile().as_text()
+        return sum('"__ynn_fusion"' in line and "/reduce_" in line for line in text.splitlines())
+
+    assert reductions_in_ynnpack(steps.train_epoch) > 0  # XLA's defaults: pooling's reductions in YNNPACK
+    assert reductions_in_ynnpack(cnn._epochs.train_epoch) == 0
+
+
 @pytest.mark.parametrize("model", ["cnn", "lenet"])
 def test_an_im2col_step_equals_the_xla_convolutions_step(fashion_2k, monkeypatch, model):
     """The im2col network (CPU) against XLA's convolutions and max pooling (GPU) on real images,

@@ -52,6 +52,12 @@ IM2COL_ON_CPU = frozenset({"cnn", "lenet"})
 # convolution in a program of its own. So the models with XLA's convolutions loop over the jitted
 # ``train_step`` on a CPU; those with im2col ones scan. On a GPU every model's epoch is one scan.
 SCANNED_ON_CPU = frozenset({"softmax", "mlp", "mlp-dropout"}) | IM2COL_ON_CPU  # mlp-dropout: an mlp, by analogy (not timed apart)
+# XLA:CPU's compiler options per model, for its epoch programs on a CPU (steps.epoch_programs). jaxlib 0.10.2 hands
+# dots and reductions to YNNPACK; cnn's max pooling and its gradient are reductions that XLA's own
+# emitter does faster: 1.15x cnn's step at batch 64 and 1.14x at 256 (5.03 -> 4.37 and 22.98 -> 20.14 ms,
+# benchmarks/jax_xla_flags.py, BENCHMARKS.md). Per model, not process-wide: lenet (average pooling) gained nothing
+# and the BatchNorm models' batch statistics are faster in YNNPACK (resnet-bn 0.95x without it).
+XLA_OPTIONS_ON_CPU = {"cnn": {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}}
 
 
 class JaxClassifier(Classifier):
@@ -72,6 +78,8 @@ class JaxClassifier(Classifier):
         self.net = build_network(self.spec, native_dropout=self.hparams.dropout_rng == "native",
                                  im2col=self._device.platform == "cpu" and self.model in IM2COL_ON_CPU)
         self.optimizer = self.configure_optimizers()
+        options = XLA_OPTIONS_ON_CPU.get(self.model, {}) if self._device.platform == "cpu" else {}
+        self._epochs = steps.epoch_programs(frozenset(options.items()))
         params = self._to_device(to_flax_params(self.initial_params(), self.spec))
         batch_stats, batches_tracked = to_flax_buffers(self.initial_buffers(), self.spec)
         # every leaf on the device, the step counter too (a Python 0 otherwise): the state that
@@ -160,15 +168,15 @@ class JaxClassifier(Classifier):
             yield X[idx], y[idx]
 
     def train_epoch(self, plan, on_progress: ProgressCallback | None = None) -> EpochTotals:
-        """The whole epoch as one compiled program (steps.train_epoch); ``on_progress`` is called
-        once the program has finished. On a CPU, a model outside ``SCANNED_ON_CPU`` loops over
-        the jitted step instead."""
+        """The whole epoch as one compiled program (steps.train_epoch, compiled with the model's
+        ``XLA_OPTIONS_ON_CPU`` on a CPU); ``on_progress`` is called once the program has finished.
+        On a CPU, a model outside ``SCANNED_ON_CPU`` loops over the jitted step instead."""
         if not self.scans_epochs:
             return super().train_epoch(plan, on_progress)
         self._begin_epoch(plan)
         X, y, order = self._resident(plan.X), self._resident(plan.y), self._to_device(plan.order.astype(np.int32))
-        self.state, per_batch = steps.train_epoch(self.state, X, y, order, plan.batch_size, self._key(),
-                                                  self._batch_sharding)
+        self.state, per_batch = self._epochs.train_epoch(self.state, X, y, order, plan.batch_size, self._key(),
+                                                         self._batch_sharding)
         self.step_position = self.step_position.advanced(len(plan))
         return self._stacked_totals(plan, per_batch["loss"], per_batch["correct"], on_progress)
 
@@ -176,7 +184,7 @@ class JaxClassifier(Classifier):
         if not self.scans_epochs:
             return super().evaluate(plan, on_progress)
         X, y, order = self._resident(plan.X), self._resident(plan.y), self._to_device(plan.order.astype(np.int32))
-        per_batch = steps.evaluate(self.state, X, y, order, plan.batch_size)
+        per_batch = self._epochs.evaluate(self.state, X, y, order, plan.batch_size)
         return self._stacked_totals(plan, per_batch["loss"], per_batch["correct"], on_progress)
 
     @property

@@ -20,9 +20,10 @@ CONCEPTS = {
     "validation_step": ["classifier:JaxClassifier._eval_step", "steps:eval_step", "steps:loss_fn", "steps:metrics"],
     "configure_optimizers": ["optim:__doc__", "classifier:JaxClassifier.configure_optimizers", "optim:optimizer_for", "optim:_l2"],
     "accuracy": ["classifier:JaxClassifier.accuracy"],
-    "compiled_epoch": ["classifier:IM2COL_ON_CPU", "classifier:SCANNED_ON_CPU", "models:im2col_conv",
-                       "models:max_pool_by_reshape", "classifier:JaxClassifier.train_epoch",
-                       "classifier:JaxClassifier.scans_epochs", "steps:train_epoch", "steps:_scan_batches"],
+    "compiled_epoch": ["classifier:IM2COL_ON_CPU", "classifier:SCANNED_ON_CPU", "classifier:XLA_OPTIONS_ON_CPU",
+                       "models:im2col_conv", "models:max_pool_by_reshape", "classifier:JaxClassifier.train_epoch",
+                       "classifier:JaxClassifier.scans_epochs", "steps:_train_epoch", "steps:train_epoch",
+                       "steps:epoch_programs", "steps:_scan_batches"],
     "layout": ["models:to_flax_params", "models:from_flax_params", "models:_flax_path"],
     "backward": (
         "jax.value_and_grad transforms loss_fn into a function that returns the gradient too; "

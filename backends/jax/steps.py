@@ -30,8 +30,8 @@ models and those with im2col convolutions: see ``SCANNED_ON_CPU`` in classifier.
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Any
+from functools import cache, partial
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -145,20 +145,51 @@ def eval_step(state: TrainState, batch: Batch) -> Metrics:
     return metrics(logits, y, cross_entropy(logits, y))
 
 
-@partial(jax.jit, static_argnames=("batch_size", "sharding"), donate_argnums=0)
-def train_epoch(state: TrainState, X: jax.Array, y: jax.Array, order: jax.Array,
-                batch_size: int, key: jax.Array, sharding=None) -> tuple[TrainState, Metrics]:
+def _train_epoch(state: TrainState, X: jax.Array, y: jax.Array, order: jax.Array,
+                 batch_size: int, key: jax.Array, sharding=None) -> tuple[TrainState, Metrics]:
     """``train_step`` over the batches ``X[order[i*batch_size:(i+1)*batch_size]]``, in one program;
     step i has the key ``key`` with its step word set to i (``key`` = (seed, epoch, 0)); each batch
     laid out as ``sharding`` says (parallel.py; None on one device)."""
     return _scan_batches(partial(train_step, sharding=sharding), state, X, y, order, batch_size, key)
 
 
-@partial(jax.jit, static_argnames="batch_size")
-def evaluate(state: TrainState, X: jax.Array, y: jax.Array, order: jax.Array, batch_size: int) -> Metrics:
+def _evaluate(state: TrainState, X: jax.Array, y: jax.Array, order: jax.Array, batch_size: int) -> Metrics:
     """``eval_step`` over the batches of ``order``, in one program; per-batch metrics."""
     no_key = jnp.zeros(3, jnp.uint32)
     return _scan_batches(lambda s, batch, key: (s, eval_step(s, batch)), state, X, y, order, batch_size, no_key)[1]
+
+
+_TRAIN_EPOCH_JIT = dict(static_argnames=("batch_size", "sharding"), donate_argnums=0)
+_EVALUATE_JIT = dict(static_argnames="batch_size")
+train_epoch = jax.jit(_train_epoch, **_TRAIN_EPOCH_JIT)
+evaluate = jax.jit(_evaluate, **_EVALUATE_JIT)
+
+
+class EpochPrograms(NamedTuple):
+    train_epoch: Callable[..., tuple[TrainState, Metrics]]
+    evaluate: Callable[..., Metrics]
+
+
+@cache
+def epoch_programs(compiler_options: frozenset[tuple[str, str]] = frozenset()) -> EpochPrograms:
+    """:func:`train_epoch` and :func:`evaluate`, compiled with XLA ``compiler_options`` (one
+    compilation's debug options, e.g. which operations XLA:CPU hands to YNNPACK: ``jax.jit``'s
+    ``compiler_options``). Without options, or with options this XLA does not know (an older
+    jaxlib), the two functions above, with XLA's defaults."""
+    options = dict(compiler_options)
+    if not options or not _known(options):
+        return EpochPrograms(train_epoch, evaluate)
+    return EpochPrograms(jax.jit(_train_epoch, **_TRAIN_EPOCH_JIT, compiler_options=options),
+                         jax.jit(_evaluate, **_EVALUATE_JIT, compiler_options=options))
+
+
+def _known(compiler_options: dict[str, str]) -> bool:
+    """Whether this XLA compiles a program with ``compiler_options`` (it refuses an unknown one)."""
+    try:
+        jax.jit(lambda: jnp.zeros(()), compiler_options=compiler_options).lower().compile()
+    except Exception:  # noqa: BLE001 - XLA's error for an unknown option or value varies between versions
+        return False
+    return True
 
 
 def _scan_batches(step, state, X, y, order, batch_size: int, key: jax.Array):
