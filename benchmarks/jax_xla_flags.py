@@ -26,6 +26,7 @@ import time
 
 NO_MODEL_OPTIONS = "--no-model-options"
 DEFAULT_FLAGS = [NO_MODEL_OPTIONS, ""]
+AS_IT_IS = "the backend as it is"  # how the empty flag set is named in the table
 
 
 def child(models: list[str], batch_sizes: list[int], batches: int, model_options: bool) -> None:
@@ -63,8 +64,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--flag-set", action="append", dest="flags",
-                        help=f"XLA flags to compare, as --flag-set=FLAGS; empty: the backend as it is; {NO_MODEL_OPTIONS}: "
-                             "without its per-model compiler options (default: the two)")
+                        help="XLA flags to compare, as --flag-set=FLAGS; empty: the backend as it is; "
+                             f"{NO_MODEL_OPTIONS}: without its per-model compiler options (default: the two)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(NO_MODEL_OPTIONS, action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -88,17 +89,17 @@ def main() -> None:
                 seen = best.setdefault(key, {"ms_per_step": float("inf"), "first_s": float("inf")})
                 seen["ms_per_step"] = min(seen["ms_per_step"], r["ms_per_step"])
                 seen["first_s"] = min(seen["first_s"], r["first_s"])
-            print(f"round {round_ + 1}/{args.rounds}: {flags or 'the backend as it is'} done", file=sys.stderr, flush=True)
+            print(f"round {round_ + 1}/{args.rounds}: {flags or AS_IT_IS} done", file=sys.stderr, flush=True)
     base = args.flags[0]
     print(f"ms per step, fastest of {args.rounds} rounds ({args.batches} batches of random images; "
-          f"first s: the first epoch, compilation included); speed-up: {base or 'the backend as it is'} over the row")
+          f"first s: the first epoch, compilation included); speed-up: {base or AS_IT_IS} over the row")
     print("| model | batch | flags | ms per step | first s | speed-up |\n|---|---:|---|---:|---:|---:|")
     for model in args.models:
         for batch_size in args.batch_sizes:
             for flags in args.flags:
                 r, ref = best[(flags, model, batch_size)], best[(base, model, batch_size)]
                 speed_up = ref["ms_per_step"] / r["ms_per_step"]
-                cells = [model, batch_size, flags or "the backend as it is", f"{r['ms_per_step']:.2f}", f"{r['first_s']:.2f}",
+                cells = [model, batch_size, flags or AS_IT_IS, f"{r['ms_per_step']:.2f}", f"{r['first_s']:.2f}",
                          f"{speed_up:.2f}x"]
                 print("| " + " | ".join(map(str, cells)) + " |")
 

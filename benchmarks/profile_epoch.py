@@ -54,7 +54,8 @@ def main() -> None:
 
 
 def classic_epoch(clf, data, batch_size: int):
-    """One epoch of the classic pipeline on a tutorial's copy of ``clf``'s network and SGD, as ``crossframe bench`` times it."""
+    """One epoch of the classic pipeline on a tutorial's copy of ``clf``'s network and SGD, as
+    ``crossframe bench`` times it."""
     from crossframe.common.bench.classic import classic_loader, train_epoch, tutorial_model
 
     loader = classic_loader(data, batch_size)
